@@ -1,0 +1,58 @@
+/* cluster.h - this peer's cluster: identity, config and secrets
+ *
+ * cluster_open() turns a data dir into a usable cluster: it bootstraps a
+ * new one (--bootstrap on an empty data dir) or resumes the one the data
+ * dir holds, and refuses everything in between (a different cluster, a
+ * database that was lost while the node key survived, a corrupt file).
+ * It owns the store, the node key pair, the data key and the munge key.
+ */
+#ifndef PEERD_CLUSTER_H
+#define PEERD_CLUSTER_H
+
+#include <stdbool.h>
+
+#include "proto/err.h"
+#include "store/secret.h"
+#include "store/store.h"
+
+struct cluster_opts {
+    const char *data_dir;
+    bool bootstrap;
+    const char *name;           /* NULL: keep / default */
+    const char *tier;           /* NULL: keep / default */
+    const char *munge_key_file; /* NULL: keep / generate */
+};
+
+struct cluster {
+    store_t *store;
+    node_key_t key;
+    secret_t *data_key;
+    secret_t *munge_key;
+    char *name;
+    char *id;
+    char *tier;
+    char munge_key_hash[65];
+    bool created; /* bootstrapped by this call */
+};
+
+#define CLUSTER_DEFAULT_NAME "peerd"
+#define MUNGE_KEY_BYTES 128 /* 1024 bits */
+#define MUNGE_KEY_MIN 32
+#define MUNGE_KEY_MAX 1024
+
+/* Returns 0, or a sysexits.h code with err filled:
+ *   EX_CONFIG    no cluster here and no --bootstrap; unsupported tier
+ *   EX_DATAERR   corrupt or newer database; a different cluster; a lost
+ *                database; a bad munge key file; bad name
+ *   EX_CANTCREAT the data dir cannot be created or written
+ *   EX_IOERR     any other I/O failure
+ */
+int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err);
+void cluster_close(struct cluster *c);
+
+/* Checks a cluster name: 1-40 chars of [a-z0-9_-], starting with a
+ * letter (Slurm folds ClusterName to lower case; we refuse instead).
+ */
+bool cluster_name_valid(const char *name);
+
+#endif

@@ -1,0 +1,283 @@
+/* peerctl.c - ask the local peer what the cluster looks like
+ *
+ * Talks to peerd over ipc://DATA/peerd.ctl (doc/protocol.md).  Exit
+ * status: 0 healthy, 1 degraded, 2 peerd unreachable, 64 usage error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "proto/ctl.h"
+
+#define DEFAULT_DATA_DIR "/var/lib/peerd"
+
+enum {
+    EXIT_HEALTHY = 0,
+    EXIT_DEGRADED = 1,
+    EXIT_UNREACHABLE = 2,
+    EXIT_USAGE = 64,
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: peerctl [--data-dir DIR] [--json] [--timeout SEC] "
+               "[status|ping]\n"
+               "exit status: 0 healthy, 1 degraded, 2 peerd unreachable\n"
+               "See peerctl(1).\n");
+}
+
+/* Is anybody listening?  Gives a clear answer before ZeroMQ would wait. */
+static int probe(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat st;
+    int fd, rc;
+
+    if (stat(path, &st) < 0) {
+        fprintf(stderr,
+                "peerctl: peerd is not running (no control socket %s)\n", path);
+        return -1;
+    }
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "peerctl: control socket path too long: %s\n", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        perror("peerctl: socket");
+        return -1;
+    }
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    if (rc < 0) {
+        if (errno == ECONNREFUSED)
+            fprintf(stderr,
+                    "peerctl: peerd is not running (stale control socket "
+                    "%s)\n",
+                    path);
+        else if (errno == EACCES)
+            fprintf(stderr,
+                    "peerctl: permission denied on %s (peerd's control "
+                    "socket is for root)\n",
+                    path);
+        else
+            fprintf(stderr, "peerctl: cannot reach peerd at %s: %s\n", path,
+                    strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Send one request, wait for the reply.  Returns the reply body or NULL
+ * (message printed).
+ */
+static json_t *call(const char *path, json_t *req, int timeout_ms)
+{
+    char endpoint[4200];
+    void *ctx = zmq_ctx_new();
+    void *s = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    json_t *reply = NULL;
+    zmq_msg_t msg;
+    int linger = 0;
+    err_t err;
+
+    zmq_msg_init(&msg);
+    if (!ctx || !(s = zmq_socket(ctx, ZMQ_DEALER))) {
+        fprintf(stderr, "peerctl: %s\n", zmq_strerror(errno));
+        goto out;
+    }
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    snprintf(endpoint, sizeof(endpoint), "ipc://%s", path);
+    if (zmq_connect(s, endpoint) < 0) {
+        fprintf(stderr, "peerctl: cannot connect to %s: %s\n", endpoint,
+                zmq_strerror(errno));
+        goto out;
+    }
+    if (ctl_encode(CTL_REQUEST, req, &buf, &len, &err) < 0) {
+        fprintf(stderr, "peerctl: %s\n", err.text);
+        goto out;
+    }
+    if (zmq_send(s, buf, len, 0) < 0) {
+        fprintf(stderr, "peerctl: send: %s\n", zmq_strerror(errno));
+        goto out;
+    }
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n <= 0) {
+        fprintf(stderr, "peerctl: peerd did not answer within %d ms\n",
+                timeout_ms);
+        goto out;
+    }
+    if (zmq_msg_recv(&msg, s, 0) < 0) {
+        fprintf(stderr, "peerctl: receive: %s\n", zmq_strerror(errno));
+        goto out;
+    }
+    reply = ctl_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), CTL_REPLY, &err);
+    if (!reply)
+        fprintf(stderr, "peerctl: bad reply from peerd: %s\n", err.text);
+out:
+    zmq_msg_close(&msg);
+    free(buf);
+    if (s)
+        zmq_close(s);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return reply;
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "-";
+}
+
+static void print_status(json_t *st)
+{
+    json_t *host = json_object_get(st, "host");
+    json_t *slurm = json_object_get(st, "slurm");
+    json_t *jobs = json_object_get(slurm, "jobs");
+    json_t *v;
+    size_t i;
+
+    printf("cluster     %s (%s), id %s\n", str(st, "cluster"), str(st, "tier"),
+           str(st, "cluster_id"));
+    printf("host        %s at %s, %lld CPUs, %lld MiB\n", str(host, "name"),
+           str(host, "address"),
+           (long long)json_integer_value(json_object_get(host, "cpus")),
+           (long long)json_integer_value(json_object_get(host, "memory_mb")));
+    printf("controller  %s (%s), %s\n", str(st, "controller"),
+           str(st, "controller_address"),
+           json_is_true(json_object_get(slurm, "reachable")) ? "answering"
+                                                             : "NOT answering");
+    printf("health      %s\n", json_is_true(json_object_get(st, "healthy"))
+                                   ? "healthy"
+                                   : "DEGRADED");
+    printf("slurm.conf  %s, sha256 %.16s\n", str(st, "slurm_conf"),
+           str(st, "config_hash"));
+    printf("munge key   sha256 %.16s\n\n", str(st, "munge_key_hash"));
+
+    printf("%-10s %-9s %8s %8s %-7s %s\n", "SERVICE", "STATE", "PID",
+           "RESTARTS", "HEALTHY", "LAST ERROR");
+    json_array_foreach(json_object_get(st, "services"), i, v)
+    {
+        printf("%-10s %-9s %8lld %8lld %-7s %s\n", str(v, "name"),
+               str(v, "state"),
+               (long long)json_integer_value(json_object_get(v, "pid")),
+               (long long)json_integer_value(json_object_get(v, "restarts")),
+               json_is_true(json_object_get(v, "healthy")) ? "yes" : "no",
+               str(v, "last_error"));
+    }
+    printf("\n%-16s %-16s %5s %10s\n", "NODE", "STATE", "CPUS", "MEMORY_MB");
+    json_array_foreach(json_object_get(slurm, "nodes"), i, v)
+    {
+        printf("%-16s %-16s %5lld %10lld\n", str(v, "name"), str(v, "state"),
+               (long long)json_integer_value(json_object_get(v, "cpus")),
+               (long long)json_integer_value(json_object_get(v, "memory_mb")));
+    }
+    if (json_is_object(jobs))
+        printf("jobs        %lld running, %lld pending\n",
+               (long long)json_integer_value(json_object_get(jobs, "running")),
+               (long long)json_integer_value(json_object_get(jobs, "pending")));
+    else
+        printf("jobs        unknown (%s)\n", str(slurm, "error"));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data_dir = getenv("PEERD_DATA_DIR");
+    const char *cmd = "status";
+    char path[4096];
+    bool as_json = false;
+    double timeout = 10;
+    json_t *req, *reply, *result;
+    int c, rc;
+
+    if (!data_dir || !*data_dir)
+        data_dir = DEFAULT_DATA_DIR;
+    while ((c = getopt_long(argc, argv, "d:jt:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 't':
+            timeout = atof(optarg);
+            if (timeout <= 0) {
+                fprintf(stderr, "peerctl: bad --timeout '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("peerctl %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    /* GNU getopt permutes: options after the command are parsed too */
+    if (optind < argc)
+        cmd = argv[optind++];
+    if (optind < argc || (strcmp(cmd, "status") && strcmp(cmd, "ping"))) {
+        fprintf(stderr, "peerctl: unknown command '%s'\n",
+                optind < argc ? argv[optind] : cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    snprintf(path, sizeof(path), "%s/peerd.ctl", data_dir);
+    if (probe(path) < 0)
+        return EXIT_UNREACHABLE;
+    req = ctl_request(cmd, NULL);
+    reply = call(path, req, (int)(timeout * 1000));
+    json_decref(req);
+    if (!reply)
+        return EXIT_UNREACHABLE;
+    if (!json_is_true(json_object_get(reply, "ok"))) {
+        fprintf(stderr, "peerctl: %s\n", str(reply, "error"));
+        json_decref(reply);
+        return EXIT_DEGRADED;
+    }
+    result = json_object_get(reply, "result");
+    if (as_json) {
+        char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", text ? text : "null");
+        free(text);
+    } else if (strcmp(cmd, "status") == 0) {
+        print_status(result);
+    } else {
+        printf("pong\n");
+    }
+    rc = EXIT_HEALTHY;
+    if (strcmp(cmd, "status") == 0 &&
+        !json_is_true(json_object_get(result, "healthy")))
+        rc = EXIT_DEGRADED;
+    json_decref(reply);
+    return rc;
+}

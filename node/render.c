@@ -1,0 +1,134 @@
+/* render.c - Slurm's configuration, rendered from the peer's state
+ *
+ * Values come from the store and the host; a value with white space, '#'
+ * or a newline would change the meaning of slurm.conf, so it is refused
+ * rather than written.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/render.h"
+
+struct buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += n;
+            return;
+        }
+        size_t cap = b->cap * 2 + n;
+        char *p = realloc(b->data, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+}
+
+static int check_value(const char *name, const char *v, err_t *err)
+{
+    if (!v || !*v)
+        return errprintf(err, "slurm.conf: %s is empty", name);
+    for (const char *p = v; *p; p++) {
+        if (*p <= ' ' || *p == '#' || *p == '=' || *p == 0x7f)
+            return errprintf(err,
+                             "slurm.conf: %s '%s' has a character "
+                             "Slurm cannot take",
+                             name, v);
+    }
+    return 0;
+}
+
+char *render_slurm_conf(const struct slurm_params *p, err_t *err)
+{
+    struct buf b = {0};
+    const struct {
+        const char *name, *value;
+    } checks[] = {
+        {"ClusterName", p->cluster_name},
+        {"controller host", p->ctl_host},
+        {"controller address", p->ctl_addr},
+        {"munge socket", p->munge_socket},
+        {"StateSaveLocation", p->state_dir},
+        {"SlurmdSpoolDir", p->spool_dir},
+        {"run dir", p->run_dir},
+        {"NodeName", p->node_name},
+        {"NodeAddr", p->node_addr},
+    };
+
+    for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+        if (check_value(checks[i].name, checks[i].value, err) < 0)
+            return NULL;
+    if (p->node_cpus < 1 || p->node_memory_mb < 1 || p->max_nodes < 1) {
+        errprintf(err, "slurm.conf: CPUs, memory and MaxNodeCount must be "
+                       "positive");
+        return NULL;
+    }
+    b.cap = 4096;
+    if (!(b.data = malloc(b.cap))) {
+        errprintf_errno(err, "cannot render slurm.conf");
+        return NULL;
+    }
+
+    put(&b, RENDER_MARKER " for cluster %s. Do not edit:\n", p->cluster_name);
+    put(&b, "# peerd rewrites this file; change settings with peerctl.\n");
+    put(&b, "ClusterName=%s\n", p->cluster_name);
+    put(&b, "SlurmctldHost=%s(%s)\n", p->ctl_host, p->ctl_addr);
+    put(&b, "SlurmctldParameters=enable_configless\n");
+    put(&b, "SlurmUser=root\nSlurmdUser=root\n");
+    put(&b, "AuthType=auth/munge\nCredType=cred/munge\n");
+    put(&b, "AuthInfo=socket=%s\n", p->munge_socket);
+    put(&b, "MailProg=/bin/true\n");
+    put(&b, "SlurmctldPort=6817\nSlurmdPort=6818\n");
+    put(&b, "StateSaveLocation=%s\n", p->state_dir);
+    put(&b, "SlurmdSpoolDir=%s\n", p->spool_dir);
+    put(&b, "SlurmctldPidFile=%s/slurmctld.pid\n", p->run_dir);
+    put(&b, "SlurmdPidFile=%s/slurmd.pid\n", p->run_dir);
+    put(&b, "SlurmctldDebug=info\nSlurmdDebug=info\n");
+    put(&b, "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n");
+    put(&b, "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n");
+    put(&b, "JobAcctGatherType=jobacct_gather/none\n");
+    put(&b, "AccountingStorageType=accounting_storage/none\n");
+    put(&b, "JobCompType=jobcomp/none\n");
+    put(&b, "MpiDefault=none\nSwitchType=switch/none\n");
+    put(&b, "ReturnToService=2\n");
+    put(&b, "SlurmctldTimeout=10\nSlurmdTimeout=30\n");
+    put(&b, "MaxNodeCount=%d\nTreeWidth=65533\n", p->max_nodes);
+    put(&b, "NodeName=%s NodeAddr=%s CPUs=%d RealMemory=%ld State=UNKNOWN\n",
+        p->node_name, p->node_addr, p->node_cpus, p->node_memory_mb);
+    put(&b, "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE "
+            "State=UP\n");
+    if (b.failed) {
+        free(b.data);
+        errprintf(err, "cannot render slurm.conf: out of memory");
+        return NULL;
+    }
+    return b.data;
+}

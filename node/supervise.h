@@ -1,0 +1,89 @@
+/* supervise.h - start, watch and restart the Slurm and munge daemons
+ *
+ * Each service runs in the foreground as a child of peerd, in its own
+ * process group, with stdout and stderr appended to its log file.  A
+ * service may depend on the one before it: it is started only once that
+ * one is healthy (munged -> slurmctld -> slurmd).  A service that exits,
+ * or does not become healthy within its start timeout, or stays unhealthy
+ * for its hang timeout, is restarted after a capped exponential backoff
+ * (1 s, 2 s, 4 s ... 60 s).  Children get SIGKILL if peerd dies
+ * (PR_SET_PDEATHSIG), so none outlives it.
+ *
+ * The supervisor does no health checks itself; the caller feeds results in
+ * with supervisor_health().  Times are CLOCK_MONOTONIC seconds.
+ */
+#ifndef PEERD_SUPERVISE_H
+#define PEERD_SUPERVISE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+typedef struct supervisor supervisor_t;
+
+enum svc_state {
+    SVC_WAITING,  /* for the service it depends on */
+    SVC_STARTING, /* spawned, not yet healthy */
+    SVC_RUNNING,  /* healthy at least once since spawn */
+    SVC_BACKOFF,  /* exited; waiting to restart */
+    SVC_FAILED,   /* could not be spawned (binary missing ...) */
+    SVC_STOPPED,
+};
+
+struct svc_spec {
+    const char *name;
+    const char *const *argv; /* argv[0] = binary (path or name) */
+    const char *log_path;
+    uid_t uid; /* run as; (uid_t)-1 = as peerd */
+    gid_t gid;
+    int depends_on;       /* index of another service, or -1 */
+    double start_timeout; /* seconds to become healthy */
+    double hang_timeout;  /* seconds unhealthy while running */
+};
+
+supervisor_t *supervisor_new(void);
+void supervisor_destroy(supervisor_t **svp);
+
+/* Add a service (the spec is copied).  Returns its index or -1. */
+int supervisor_add(supervisor_t *sv, const struct svc_spec *spec);
+
+/* Index of a service by name, or -1. */
+int supervisor_find(supervisor_t *sv, const char *name);
+
+/* Run the state machine: spawn what is due, time out what is late.
+ * Returns the number of seconds until it next needs to run.
+ */
+double supervisor_tick(supervisor_t *sv, double now);
+
+/* Reap exited children (call on SIGCHLD).  Children that are not
+ * services (orphans reparented to us as subreaper) are reaped silently.
+ */
+void supervisor_reap(supervisor_t *sv, double now);
+
+/* A health result for service idx from a check that started at
+ * checked_at.  Results older than the current process are ignored.
+ * detail may be NULL.
+ */
+void supervisor_health(supervisor_t *sv, int idx, bool ok, double checked_at,
+                       const char *detail, double now);
+
+/* Spawn time (monotonic) and pid of a service; pid 0 when not running. */
+pid_t supervisor_pid(supervisor_t *sv, int idx);
+
+/* True if every service is running and healthy. */
+bool supervisor_healthy(supervisor_t *sv);
+
+/* Stop all services in reverse order: SIGTERM to the process group,
+ * SIGKILL after grace seconds.  Blocks until they are gone.
+ */
+void supervisor_stop_all(supervisor_t *sv, double grace);
+
+/* JSON array of services: name, state, pid, restarts, healthy,
+ * last_error, since (seconds in the current state).  New reference.
+ */
+json_t *supervisor_json(supervisor_t *sv, double now);
+
+const char *svc_state_name(enum svc_state st);
+
+#endif
