@@ -237,7 +237,11 @@ int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
     }
     if (o->tier && check_tier(o->tier, err) < 0)
         return EX_CONFIG;
-    if (file_mkdir_p(o->data_dir, 0755, err) < 0 ||
+    /* 0755: munged (as the munge user) and Slurm's commands (any user)
+     * must reach DATA/run/munge; what is secret is protected one level
+     * down (secret/ 0700, munge/ 0700, peerd.db 0600).
+     */
+    if (file_ensure_dir(o->data_dir, 0755, (uid_t)-1, (gid_t)-1, err) < 0 ||
         probe_writable(o->data_dir, err) < 0)
         return EX_CANTCREAT;
     snprintf(secdir, sizeof(secdir), "%s/secret", o->data_dir);

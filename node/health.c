@@ -35,6 +35,7 @@ struct health {
     char *slurm_conf;
     char *node_name;
     double interval;
+    bool active[3]; /* munged, slurmctld, slurmd */
 };
 
 static double mono_now(void)
@@ -78,6 +79,12 @@ static void check_munge(health_t *h, struct health_check *c)
     free(cred);
     free(out);
     munge_ctx_destroy(ctx);
+}
+
+static void not_running(struct health_check *c)
+{
+    c->ok = false;
+    snprintf(c->detail, sizeof(c->detail), "not running");
 }
 
 static void check_slurmctld(struct health_check *c)
@@ -165,6 +172,7 @@ static void *run(void *arg)
     health_t *h = arg;
     struct health_report r;
     uint64_t one = 1;
+    bool active[3];
 
     slurm_init(h->slurm_conf);
     pthread_mutex_lock(&h->lock);
@@ -173,9 +181,21 @@ static void *run(void *arg)
 
         memset(&r, 0, sizeof(r));
         r.started = mono_now();
-        check_munge(h, &r.munge);
-        check_slurmctld(&r.slurmctld);
-        check_slurmd(&r.slurmd, &r.slurmd_pid);
+        pthread_mutex_lock(&h->lock);
+        memcpy(active, h->active, sizeof(active));
+        pthread_mutex_unlock(&h->lock);
+        if (active[0])
+            check_munge(h, &r.munge);
+        else
+            not_running(&r.munge);
+        if (active[1])
+            check_slurmctld(&r.slurmctld);
+        else
+            not_running(&r.slurmctld);
+        if (active[2])
+            check_slurmd(&r.slurmd, &r.slurmd_pid);
+        else
+            not_running(&r.slurmd);
         r.slurm = r.slurmctld.ok ? snapshot() : NULL;
 
         pthread_mutex_lock(&h->lock);
@@ -292,6 +312,15 @@ bool health_take(health_t *h, struct health_report *r)
     }
     pthread_mutex_unlock(&h->lock);
     return ready;
+}
+
+void health_set_active(health_t *h, bool munged, bool slurmctld, bool slurmd)
+{
+    pthread_mutex_lock(&h->lock);
+    h->active[0] = munged;
+    h->active[1] = slurmctld;
+    h->active[2] = slurmd;
+    pthread_mutex_unlock(&h->lock);
 }
 
 void health_poke(health_t *h)

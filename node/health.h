@@ -45,6 +45,12 @@ int health_fd(health_t *h);
  */
 bool health_take(health_t *h, struct health_report *r);
 
+/* Which daemons have a process to check; the others are reported not
+ * ok ("not running") without an RPC, so that no RPC goes to a daemon
+ * that is not there.
+ */
+void health_set_active(health_t *h, bool munged, bool slurmctld, bool slurmd);
+
 /* Ask for a new round now (e.g. a service was just started). */
 void health_poke(health_t *h);
 

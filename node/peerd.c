@@ -292,6 +292,8 @@ static bool handle_signals(struct peerd *p, int sfd)
     return go_on;
 }
 
+#define STARTING_POLL 0.25 /* seconds */
+
 static void loop(struct peerd *p, int sfd)
 {
     zmq_pollitem_t items[3] = {
@@ -299,18 +301,25 @@ static void loop(struct peerd *p, int sfd)
         {NULL, sfd, ZMQ_POLLIN, 0},
         {NULL, health_fd(p->health), ZMQ_POLLIN, 0},
     };
-    int prev_pid[3] = {0, 0, 0};
+    double last_poke = 0;
 
     for (;;) {
         double now = peerd_now();
         double wait = supervisor_tick(p->sv, now);
-        /* a service was (re)spawned: check it now, not in a second */
-        int svcs[3] = {p->svc_munged, p->svc_slurmctld, p->svc_slurmd};
-        for (int i = 0; i < 3; i++) {
-            int pid = supervisor_pid(p->sv, svcs[i]);
-            if (pid && pid != prev_pid[i])
+        health_set_active(p->health, supervisor_pid(p->sv, p->svc_munged) > 0,
+                          supervisor_pid(p->sv, p->svc_slurmctld) > 0,
+                          supervisor_pid(p->sv, p->svc_slurmd) > 0);
+        /* While a daemon is coming up, check it every STARTING_POLL s
+         * rather than every health interval: start-up time is what a
+         * person waits for.
+         */
+        if (supervisor_starting(p->sv)) {
+            if (now - last_poke >= STARTING_POLL) {
                 health_poke(p->health);
-            prev_pid[i] = pid;
+                last_poke = now;
+            }
+            if (wait > STARTING_POLL)
+                wait = STARTING_POLL;
         }
         if (zmq_poll(items, 3, (long)(wait * 1000) + 1) < 0) {
             if (errno == EINTR)
@@ -378,6 +387,10 @@ int main(int argc, char **argv)
 
     if (parse_options(argc, argv, &o) < 0)
         return EX_USAGE;
+    /* what peerd creates is private unless made otherwise on purpose
+     * (the database, WAL files, the control socket)
+     */
+    umask(077);
     log_init("peerd", o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, o.syslog);
     memset(&p, 0, sizeof(p));
     p.data_dir = o.data_dir;

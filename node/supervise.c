@@ -195,6 +195,7 @@ child(const struct svc *s, const char *binary, int logfd, int errfd,
     int devnull, e;
 
     setpgid(0, 0);
+    umask(022); /* peerd's own is 077 */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
@@ -445,6 +446,14 @@ void supervisor_health(supervisor_t *sv, int idx, bool ok, double checked_at,
 pid_t supervisor_pid(supervisor_t *sv, int idx)
 {
     return idx >= 0 && idx < sv->n ? sv->svc[idx].pid : 0;
+}
+
+bool supervisor_starting(supervisor_t *sv)
+{
+    for (int i = 0; i < sv->n; i++)
+        if (sv->svc[i].state == SVC_STARTING)
+            return true;
+    return false;
 }
 
 bool supervisor_healthy(supervisor_t *sv)

@@ -71,6 +71,9 @@ void supervisor_health(supervisor_t *sv, int idx, bool ok, double checked_at,
 /* Spawn time (monotonic) and pid of a service; pid 0 when not running. */
 pid_t supervisor_pid(supervisor_t *sv, int idx);
 
+/* True if some service is spawned but not yet healthy. */
+bool supervisor_starting(supervisor_t *sv);
+
 /* True if every service is running and healthy. */
 bool supervisor_healthy(supervisor_t *sv);
 

@@ -14,6 +14,21 @@
 
 #include "store/file.h"
 
+/* mkdir with exactly mode (not mode & ~umask) for a directory we create;
+ * an existing one is left alone.
+ */
+static int make_dir(const char *dir, mode_t mode, err_t *err)
+{
+    if (mkdir(dir, mode) < 0) {
+        if (errno == EEXIST)
+            return 0;
+        return errprintf_errno(err, "cannot create directory %s", dir);
+    }
+    if (chmod(dir, mode) < 0)
+        return errprintf_errno(err, "cannot chmod %s", dir);
+    return 0;
+}
+
 int file_mkdir_p(const char *dir, mode_t mode, err_t *err)
 {
     char buf[PATH_MAX];
@@ -26,13 +41,11 @@ int file_mkdir_p(const char *dir, mode_t mode, err_t *err)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return errprintf_errno(err, "cannot create directory %s", buf);
+        if (make_dir(buf, mode, err) < 0)
+            return -1;
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return errprintf_errno(err, "cannot create directory %s", buf);
-    return 0;
+    return make_dir(buf, mode, err);
 }
 
 int file_ensure_dir(const char *dir, mode_t mode, uid_t uid, gid_t gid,

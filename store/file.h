@@ -14,7 +14,8 @@
 
 #include "proto/err.h"
 
-/* Create dir and its missing parents (like mkdir -p).  Existing dirs are
+/* Create dir and its missing parents (like mkdir -p) with exactly mode,
+ * whatever the umask.  Existing dirs are
  * left as they are.  Returns 0 or -1 with err filled.
  */
 int file_mkdir_p(const char *dir, mode_t mode, err_t *err);
