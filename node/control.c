@@ -47,6 +47,11 @@ int control_open(struct peerd *p, err_t *err)
     if (rc < 0)
         return errprintf(err, "cannot bind %s: %s", endpoint,
                          zmq_strerror(errno));
+    /* created 0700 under our umask; 0600 says what it is: read-write
+     * for root, nothing for anyone else
+     */
+    if (chmod(p->ctl_path, 0600) < 0)
+        return errprintf_errno(err, "cannot chmod %s", p->ctl_path);
     return 0;
 }
 

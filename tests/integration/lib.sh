@@ -1,0 +1,66 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh - what the integration tests share
+#
+# Sources the test-host harness and adds helpers around peerd: wait for a
+# healthy peer, read a field of `peerctl status --json`, run Slurm
+# commands on a host.  PEERD, PEERCTL and CTLSEND point at the binaries
+# under test (scripts/test sets them).
+IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../../scripts/testhost.sh
+. "$IT_DIR/../../scripts/testhost.sh"
+
+: "${PEERD:?set PEERD to the peerd binary}"
+: "${PEERCTL:?set PEERCTL to the peerctl binary}"
+: "${CTLSEND:=$(dirname "$PEERD")/tests/ctlsend}"
+
+# it_status K: peerctl status --json of hK (whatever its exit status).
+it_status() {
+    th_peerctl "$1" status --json 2>/dev/null || true
+}
+
+# it_json K FILTER: a jq filter applied to hK's status, raw output.
+it_json() {
+    it_status "$1" | jq -r "$2"
+}
+
+# it_healthy K: peerctl status exits 0 on hK.
+it_healthy() {
+    th_peerctl "$1" status >/dev/null 2>&1
+}
+
+# it_wait_healthy K [TIMEOUT=60]
+it_wait_healthy() {
+    th_wait_for "${2:-60}" it_healthy "$1"
+}
+
+# it_svc K NAME FIELD: a field of one service in hK's status.
+it_svc() {
+    it_json "$1" ".services[] | select(.name == \"$2\") | .$3"
+}
+
+# it_wait_job K JOBID [TIMEOUT=60]: wait until the job has left squeue.
+it_job_gone() {
+    [ -z "$(th_run "$1" squeue -h -j "$2" 2>/dev/null)" ]
+}
+it_wait_job() {
+    th_wait_for "${3:-60}" it_job_gone "$1" "$2"
+}
+
+# it_ns_procs K: pids in hK's network namespace other than its anchor.
+it_ns_procs() {
+    local a p
+    a=$(th_anchor "$1")
+    for p in $(ip netns pids "$(th_ns "$1")"); do
+        [ "$p" = "$a" ] || printf '%s ' "$p"
+    done
+}
+
+# it_no_procs K: true when nothing but the anchor runs on hK.
+it_no_procs() {
+    [ -z "$(it_ns_procs "$1")" ]
+}
+
+# it_field_is DESC K FILTER EXPECTED: a TAP test on one status field.
+it_field_is() {
+    t_is "$1" "$(it_json "$2" "$3")" "$4"
+}
