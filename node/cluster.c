@@ -146,10 +146,7 @@ static int bootstrap(struct cluster *c, const struct cluster_opts *o,
     const char *name = o->name ? o->name : CLUSTER_DEFAULT_NAME;
     const char *tier = o->tier ? o->tier : "micro";
 
-    if (o->munge_key_file) {
-        if (!(c->munge_key = read_munge_key_file(o->munge_key_file, err)))
-            return EX_DATAERR;
-    } else if (!(c->munge_key = secret_random(MUNGE_KEY_BYTES))) {
+    if (!c->munge_key && !(c->munge_key = secret_random(MUNGE_KEY_BYTES))) {
         errprintf_errno(err, "cannot generate the munge key");
         return EX_OSERR;
     }
@@ -219,6 +216,23 @@ static int resume(struct cluster *c, const struct cluster_opts *o, err_t *err)
     return 0;
 }
 
+/* A bootstrap that failed half way removes what it created, so that the
+ * next attempt does not find "a node key without a database".
+ */
+static void undo_bootstrap(struct cluster *c, const char *dbpath,
+                           const char *keypath)
+{
+    char path[PATH_MAX];
+
+    store_destroy(&c->store);
+    unlink(dbpath);
+    snprintf(path, sizeof(path), "%s-wal", dbpath);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s-shm", dbpath);
+    unlink(path);
+    unlink(keypath);
+}
+
 int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
 {
     char secdir[PATH_MAX], keypath[PATH_MAX], dbpath[PATH_MAX];
@@ -265,6 +279,12 @@ int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
                   keypath, dbpath, o->data_dir);
         return EX_DATAERR;
     }
+    /* Read what is given before anything is created, so that a bad
+     * munge key file leaves the data dir as it was.
+     */
+    if (!have_db && o->munge_key_file &&
+        !(c->munge_key = read_munge_key_file(o->munge_key_file, err)))
+        return EX_DATAERR;
     if (file_ensure_dir(secdir, 0700, (uid_t)-1, (gid_t)-1, err) < 0)
         return EX_CANTCREAT;
     c->store = store_open(dbpath, o->bootstrap, err);
@@ -286,9 +306,11 @@ int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
     }
     if (node_key_load(keypath, rc == 0, &c->key, err) < 0)
         return errno == EBADMSG || errno == ENOENT ? EX_DATAERR : EX_IOERR;
-    if (rc == 0)
+    if (rc == 0) {
         rc = bootstrap(c, o, err);
-    else
+        if (rc != 0 && !have_db)
+            undo_bootstrap(c, dbpath, keypath);
+    } else
         rc = resume(c, o, err);
     if (rc == 0)
         secret_hash_hex(c->munge_key, c->munge_key_hash);
