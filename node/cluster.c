@@ -1,8 +1,10 @@
 /* cluster.c - this peer's cluster: identity, config and secrets
  *
- * Order of writes at bootstrap: the node key file first, then one store
- * transaction with everything else.  A crash in between leaves a key and
- * no database, which the next start reports instead of silently making a
+ * Order of writes at bootstrap: the database file is created (empty
+ * schema), then the node key file, then one store transaction with the
+ * cluster.  A bootstrap that fails on the way removes what it created; a
+ * crash leaves at worst an empty database and a key, which the next start
+ * reports ("the database was emptied") instead of silently making a
  * second cluster.
  */
 #include "config.h"
@@ -184,7 +186,7 @@ static int resume(struct cluster *c, const struct cluster_opts *o, err_t *err)
         get_required(c, "cluster_id", &c->id, err) < 0 ||
         get_required(c, "tier", &c->tier, err) < 0)
         return errno == EBADMSG ? EX_DATAERR : EX_IOERR;
-    if (o->bootstrap && o->name && strcmp(o->name, c->name) != 0)
+    if (o->name && strcmp(o->name, c->name) != 0)
         return errprintf(err,
                          "%s holds cluster '%s'; refusing to bootstrap "
                          "a different cluster '%s' over it",
@@ -264,13 +266,6 @@ int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
     have_db = stat(dbpath, &st) == 0;
     have_key = stat(keypath, &st) == 0;
 
-    if (!have_db && !o->bootstrap) {
-        errprintf(err,
-                  "no cluster in %s: start with --bootstrap to create "
-                  "one",
-                  o->data_dir);
-        return EX_CONFIG;
-    }
     if (!have_db && have_key) {
         errprintf(err,
                   "%s exists but %s does not: the database was lost; "
@@ -278,6 +273,13 @@ int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err)
                   "away to start over)",
                   keypath, dbpath, o->data_dir);
         return EX_DATAERR;
+    }
+    if (!have_db && !o->bootstrap) {
+        errprintf(err,
+                  "no cluster in %s: start with --bootstrap to create "
+                  "one",
+                  o->data_dir);
+        return EX_CONFIG;
     }
     /* Read what is given before anything is created, so that a bad
      * munge key file leaves the data dir as it was.

@@ -134,12 +134,15 @@ static void send_reply(struct peerd *p, zmq_msg_t *frames, int nframes,
         log_warnx("control: %s", err.text);
         return;
     }
-    /* routing envelope back: identity and any empty delimiter */
-    for (int i = 0; i < nframes - 1; i++) {
-        if (zmq_send(p->ctl, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]),
-                     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-            goto out;
-    }
+    /* routing envelope back: the identity, and the empty delimiter if
+     * the client sent one (REQ); never frames of a malformed envelope
+     */
+    if (zmq_send(p->ctl, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        goto out;
+    if (nframes == 3 && zmq_msg_size(&frames[1]) == 0 &&
+        zmq_send(p->ctl, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        goto out;
     if (zmq_send(p->ctl, buf, len, ZMQ_DONTWAIT) < 0)
         log_debug("control: reply dropped: %s", zmq_strerror(errno));
 out:

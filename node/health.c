@@ -33,7 +33,6 @@ struct health {
     int efd;
     char *munge_socket;
     char *slurm_conf;
-    char *node_name;
     double interval;
     bool active[3]; /* munged, slurmctld, slurmd */
 };
@@ -131,6 +130,7 @@ static json_t *snapshot(void)
     job_info_msg_t *jobs = NULL;
     json_t *o = json_object();
     json_t *na = json_array();
+    json_t *jobsum = json_null();
     int pending = 0, running = 0;
 
     if (slurm_load_node(0, &nodes, SHOW_ALL) == SLURM_SUCCESS) {
@@ -159,11 +159,10 @@ static json_t *snapshot(void)
                 running++;
         }
         slurm_free_job_info_msg(jobs);
+        jobsum = json_pack("{s:i,s:i}", "pending", pending, "running", running);
     }
     json_object_set_new(o, "nodes", na);
-    json_object_set_new(
-        o, "jobs",
-        json_pack("{s:i,s:i}", "pending", pending, "running", running));
+    json_object_set_new(o, "jobs", jobsum); /* null: could not load */
     return o;
 }
 
@@ -225,7 +224,7 @@ static void *run(void *arg)
 }
 
 health_t *health_start(const char *munge_socket, const char *slurm_conf,
-                       const char *node_name, double interval)
+                       double interval)
 {
     health_t *h = calloc(1, sizeof(*h));
     int e;
@@ -235,9 +234,8 @@ health_t *health_start(const char *munge_socket, const char *slurm_conf,
     h->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     h->munge_socket = strdup(munge_socket);
     h->slurm_conf = strdup(slurm_conf);
-    h->node_name = strdup(node_name);
     h->interval = interval;
-    if (h->efd < 0 || !h->munge_socket || !h->slurm_conf || !h->node_name)
+    if (h->efd < 0 || !h->munge_socket || !h->slurm_conf)
         goto fail;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
@@ -252,7 +250,6 @@ fail:
         close(h->efd);
     free(h->munge_socket);
     free(h->slurm_conf);
-    free(h->node_name);
     free(h);
     errno = e;
     return NULL;
@@ -283,7 +280,6 @@ void health_stop(health_t **hp)
     close(h->efd);
     free(h->munge_socket);
     free(h->slurm_conf);
-    free(h->node_name);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
     free(h);

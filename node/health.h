@@ -34,7 +34,7 @@ struct health_report {
  * interval: seconds between rounds.
  */
 health_t *health_start(const char *munge_socket, const char *slurm_conf,
-                       const char *node_name, double interval);
+                       double interval);
 void health_stop(health_t **hp);
 
 /* File descriptor that is readable when a new report is ready. */

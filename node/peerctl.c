@@ -33,6 +33,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: peerctl [--data-dir DIR] [--json] [--timeout SEC] "
                "[status|ping]\n"
+               "  --timeout SEC  wait at most SEC (0-3600] for an answer\n"
                "exit status: 0 healthy, 1 degraded, 2 peerd unreachable\n"
                "See peerctl(1).\n");
 }
@@ -211,6 +212,7 @@ int main(int argc, char **argv)
     char path[4096];
     bool as_json = false;
     double timeout = 10;
+    char *end;
     json_t *req, *reply, *result;
     int c, rc;
 
@@ -225,8 +227,8 @@ int main(int argc, char **argv)
             as_json = true;
             break;
         case 't':
-            timeout = atof(optarg);
-            if (timeout <= 0) {
+            timeout = strtod(optarg, &end);
+            if (end == optarg || *end || !(timeout > 0 && timeout <= 3600)) {
                 fprintf(stderr, "peerctl: bad --timeout '%s'\n", optarg);
                 return EXIT_USAGE;
             }

@@ -338,44 +338,61 @@ static void loop(struct peerd *p, int sfd)
     }
 }
 
-/* Stop what the daemons left behind (job steps reparented to us). */
+/* Pids of our children that are not services: what the daemons left
+ * behind and was reparented to us (job steps, their processes).
+ */
+static int kill_children(pid_t self, int sig)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int found = 0;
+
+    if (!d)
+        return 0;
+    while ((e = readdir(d))) {
+        char path[64], buf[512];
+        pid_t pid = atoi(e->d_name), ppid;
+        FILE *f;
+        char *rp;
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (!(f = fopen(path, "r")))
+            continue;
+        rp = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != self)
+            continue;
+        found++;
+        kill(pid, sig);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Stop what the daemons left behind.  Killing a slurmstepd reparents
+ * its job's processes to us in turn, so go round until none is left:
+ * SIGTERM first, then SIGKILL, for at most ORPHAN_ROUNDS rounds.
+ */
+#define ORPHAN_ROUNDS 20
+
 static void stop_orphans(void)
 {
+    struct timespec pause = {0, 250 * 1000 * 1000};
     pid_t self = getpid();
-    int round;
+    int total = 0;
 
-    for (round = 0; round < 2; round++) {
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        int found = 0;
-        if (!d)
-            return;
-        while ((e = readdir(d))) {
-            char path[64], buf[512];
-            pid_t pid = atoi(e->d_name), ppid;
-            FILE *f;
-            char *rp;
-            if (pid <= 0)
-                continue;
-            snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-            if (!(f = fopen(path, "r")))
-                continue;
-            rp = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-            fclose(f);
-            if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != self)
-                continue;
-            found++;
-            kill(pid, round == 0 ? SIGTERM : SIGKILL);
-        }
-        closedir(d);
-        if (!found)
-            return;
-        log_info("%s %d process(es) left behind by the daemons",
-                 round == 0 ? "terminating" : "killing", found);
-        sleep(2);
+    for (int round = 0; round < ORPHAN_ROUNDS; round++) {
+        int n = kill_children(self, round < 4 ? SIGTERM : SIGKILL);
+        if (n == 0)
+            break;
+        total += n;
+        nanosleep(&pause, NULL);
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
     }
+    if (total)
+        log_info("stopped processes left behind by the daemons");
 }
 
 int main(int argc, char **argv)
@@ -404,6 +421,11 @@ int main(int argc, char **argv)
         log_warnx("%s", err.text);
         return EX_SOFTWARE;
     }
+    /* before anything is created: a bad --address must leave no trace */
+    if (hostinfo_detect(&p.host, o.address, &err) < 0) {
+        log_warnx("%s", err.text);
+        return EX_USAGE;
+    }
     if ((rc = lock_data_dir(o.data_dir, &err)) != 0) {
         log_warnx("%s", err.text);
         return rc;
@@ -416,11 +438,6 @@ int main(int argc, char **argv)
     log_info("%s cluster '%s' (%s, id %s) in %s",
              p.cluster.created ? "bootstrapped" : "resumed", p.cluster.name,
              p.cluster.tier, p.cluster.id, o.data_dir);
-    if (hostinfo_detect(&p.host, o.address, &err) < 0) {
-        log_warnx("%s", err.text);
-        rc = EX_USAGE;
-        goto out;
-    }
     log_info("this host: %s at %s, %d CPUs, %ld MiB", p.host.name,
              p.host.address, p.host.cpus, p.host.memory_mb);
     if ((rc = slurm_prepare(o.data_dir, o.slurm_conf, &p.cluster, &p.host,
@@ -448,8 +465,7 @@ int main(int argc, char **argv)
     p.svc_munged = supervisor_find(p.sv, "munged");
     p.svc_slurmctld = supervisor_find(p.sv, "slurmctld");
     p.svc_slurmd = supervisor_find(p.sv, "slurmd");
-    p.health = health_start(p.layout.munge_socket, p.layout.slurm_conf,
-                            p.host.name, 2.0);
+    p.health = health_start(p.layout.munge_socket, p.layout.slurm_conf, 2.0);
     if (!p.health) {
         log_warn("cannot start the health checks");
         rc = EX_OSERR;
@@ -460,6 +476,8 @@ int main(int argc, char **argv)
     loop(&p, sfd);
 
     rc = 0;
+    /* no more RPCs to daemons that are going away */
+    health_stop(&p.health);
     supervisor_stop_all(p.sv, 10.0);
     stop_orphans();
 out:

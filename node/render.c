@@ -56,8 +56,8 @@ static int check_value(const char *name, const char *v, err_t *err)
 {
     if (!v || !*v)
         return errprintf(err, "slurm.conf: %s is empty", name);
-    for (const char *p = v; *p; p++) {
-        if (*p <= ' ' || *p == '#' || *p == '=' || *p == 0x7f)
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p <= ' ' || *p == '#' || *p == '=' || *p >= 0x7f)
             return errprintf(err,
                              "slurm.conf: %s '%s' has a character "
                              "Slurm cannot take",

@@ -1,8 +1,8 @@
 /* supervise.c - start, watch and restart the Slurm and munge daemons
  *
  * Invariants: a service has pid > 0 exactly in the states STARTING and
- * RUNNING, and in BACKOFF while a killed process is still being reaped;
- * restarts counts spawns after the first one.  Only async-signal-safe
+ * RUNNING (and STOPPED while supervisor_stop_all waits for it); restarts
+ * counts spawns after the first one.  Only async-signal-safe
  * calls happen between fork() and execve(): everything the child needs
  * is prepared in the parent.
  */

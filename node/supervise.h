@@ -68,7 +68,7 @@ void supervisor_reap(supervisor_t *sv, double now);
 void supervisor_health(supervisor_t *sv, int idx, bool ok, double checked_at,
                        const char *detail, double now);
 
-/* Spawn time (monotonic) and pid of a service; pid 0 when not running. */
+/* Pid of a service; 0 when it has no process. */
 pid_t supervisor_pid(supervisor_t *sv, int idx);
 
 /* True if some service is spawned but not yet healthy. */

@@ -4,9 +4,10 @@
  * foreign keys on, schema versioned by a one-row table and migrated
  * forward only.  Two key/value tables:
  *   config  - cluster state (name, id, tier, ...); replicated later by Raft
- *   local   - this peer's own facts (node name, sealed data key)
+ *   local   - this peer's own facts (unused in schema 1)
  * and one table of opaque blobs:
- *   secret  - ciphertexts (the munge key sealed with the data key)
+ *   secret  - "data_key.sealed": the data key sealed to the node key;
+ *             "munge_key": the munge key encrypted with the data key
  * The store never logs and never guesses: a file that is not a database,
  * fails its integrity check, or comes from a newer peerd is refused.
  */

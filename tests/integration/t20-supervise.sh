@@ -33,11 +33,15 @@ for d in slurmctld munged slurmd; do
         "$(cat "$out" 2>/dev/null)" "after-$d"
 done
 
+# a job that is still running when the peer stops
+long=$(th_run 1 sbatch --parsable -o /dev/null --wrap 'sleep 300')
+job_running() { [ "$(th_run 1 squeue -h -j "$long" -o %t)" = R ]; }
+t_ok "a long job runs before the peer stops" th_wait_for 30 job_running
 pid=$(th_peerd_pid 1)
 th_kill 1 TERM
-t_ok "SIGTERM: peerd exits" th_wait_gone "$pid" 30
+t_ok "SIGTERM: peerd exits" th_wait_gone "$pid" 60
 t_is "SIGTERM: exit status 0" "$(th_exit_status "$pid")" 0
-t_ok "SIGTERM: no Slurm or munge process of the host is left" it_no_procs 1
+t_ok "SIGTERM: no Slurm, munge or job process of the host is left" it_no_procs 1
 t_fails "SIGTERM: control socket removed" test -e "$(th_data 1)/peerd.ctl"
 
 th_peerd_start 1 >/dev/null

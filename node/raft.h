@@ -1,0 +1,149 @@
+/* raft.h - Raft agreement as a pure state machine
+ *
+ * No sockets, no clock, no randomness of its own, no logging: the caller
+ * feeds it ticks (raft_tick), messages (raft_step) and proposals
+ * (raft_propose), and collects what to persist, what to send and what
+ * was committed with raft_ready() / raft_advance(), in the shape of
+ * etcd's raft package.  One test process can so run many peers on
+ * virtual time, reproducibly from a seed.
+ *
+ * Features: leader election with randomized timeouts, pre-vote (a
+ * partitioned peer cannot disrupt the cluster when it comes back),
+ * check-quorum (a leader that has not heard from a majority within an
+ * election timeout steps down), log replication with fast back-off via
+ * the reject hint, commit only of entries from the leader's own term
+ * (Raft §5.4.2), learners (receive the log, never vote, never count for
+ * a quorum), single-server membership changes carried by RAFT_ENTRY_CONF
+ * entries that take effect when appended, leadership transfer
+ * (TIMEOUT_NOW).
+ *
+ * Invariant checked by tests/sim: at most one leader per term; a
+ * committed entry is never lost or changed; logs that share an index and
+ * term are identical up to it.
+ */
+#ifndef PEERD_RAFT_H
+#define PEERD_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wire.h"
+
+typedef struct raft raft_t;
+
+#define RAFT_MAX_PEERS 64
+#define RAFT_ENTRY_CONF 1  /* data = raft_conf_encode() */
+#define RAFT_ENTRY_NOOP 2  /* appended by a new leader */
+#define RAFT_ENTRY_USER 16 /* first type free for the caller */
+
+enum raft_role {
+    RAFT_FOLLOWER,
+    RAFT_PRE_CANDIDATE,
+    RAFT_CANDIDATE,
+    RAFT_LEADER,
+};
+
+/* The membership: who votes, who only learns. */
+struct raft_conf {
+    uint32_t n;
+    uint64_t ids[RAFT_MAX_PEERS];
+    bool voter[RAFT_MAX_PEERS];
+};
+
+struct raft_hard_state {
+    uint64_t term;
+    uint64_t vote; /* 0 = none */
+    uint64_t commit;
+};
+
+struct raft_options {
+    uint64_t id;              /* this peer, > 0 */
+    int election_ticks;       /* e.g. 10; timeout is random in [e, 2e) */
+    int heartbeat_ticks;      /* e.g. 1 */
+    bool pre_vote;            /* default on in peerd */
+    bool check_quorum;        /* default on in peerd */
+    uint32_t max_append;      /* entries per APPEND, <= WIRE_MAX_ENTRIES */
+    uint64_t (*rand)(void *); /* injected randomness */
+    void *rand_arg;
+};
+
+/* What the caller must do, in this order: persist hard_state (if
+ * hard_state_changed) and the entries (truncating the stored log after
+ * entries[0].index - 1 first), then send the messages, then apply the
+ * committed entries in order.  All pointers are borrowed until
+ * raft_advance().
+ */
+struct raft_ready {
+    bool hard_state_changed;
+    struct raft_hard_state hs;
+    struct wire_entry *entries; /* to persist */
+    size_t n_entries;
+    struct wire_raft *msgs; /* to send; msgs[i].to says where */
+    enum wire_type *msg_types;
+    size_t n_msgs;
+    struct wire_entry *committed; /* to apply */
+    size_t n_committed;
+};
+
+/* A new peer.  conf is the membership to start with (from the last
+ * applied RAFT_ENTRY_CONF or the bootstrap); hs and log restore what was
+ * persisted (log entries 1..n in order; n may be 0).  Copies everything.
+ * applied = the index already applied to the state machine (committed
+ * entries up to it are not handed out again).  NULL + errno on failure.
+ */
+raft_t *raft_new(const struct raft_options *opt, const struct raft_conf *conf,
+                 const struct raft_hard_state *hs, const struct wire_entry *log,
+                 size_t n, uint64_t applied);
+void raft_destroy(raft_t **rp);
+
+/* One tick of logical time. */
+void raft_tick(raft_t *r);
+
+/* A message from peer `from`.  Returns 0, or -1 (errno EINVAL) if the
+ * message is not acceptable (unknown type); stale terms are ignored
+ * with 0.
+ */
+int raft_step(raft_t *r, enum wire_type type, uint64_t from,
+              const struct wire_raft *m);
+
+/* Propose an entry (copied).  Returns its index, or 0 with errno
+ * EPERM when this peer is not the leader (or is transferring), EBUSY
+ * for a second membership change while one is uncommitted.
+ */
+uint64_t raft_propose(raft_t *r, uint8_t type, const void *data, size_t len);
+
+/* Hand leadership to `to` (a voter with an up-to-date log): stop
+ * accepting proposals, bring it up to date, send it TIMEOUT_NOW.
+ * Returns 0 or -1 (EPERM not leader, EINVAL not a voter).
+ */
+int raft_transfer(raft_t *r, uint64_t to);
+
+bool raft_has_ready(raft_t *r);
+void raft_ready(raft_t *r, struct raft_ready *rd);
+void raft_advance(raft_t *r, const struct raft_ready *rd);
+
+/* Views. */
+enum raft_role raft_role(raft_t *r);
+uint64_t raft_term(raft_t *r);
+uint64_t raft_leader(raft_t *r); /* 0 if unknown */
+uint64_t raft_commit_index(raft_t *r);
+uint64_t raft_last_index(raft_t *r);
+const struct raft_conf *raft_conf(raft_t *r);
+/* The leader's view of a peer's match index (0 if unknown / not leader). */
+uint64_t raft_match(raft_t *r, uint64_t id);
+/* True while the leader has heard from a quorum within the last
+ * election timeout (check-quorum lease); false on non-leaders.
+ */
+bool raft_has_quorum(raft_t *r);
+/* An entry of the in-memory log (NULL if compacted/absent); borrowed. */
+const struct wire_entry *raft_entry(raft_t *r, uint64_t index);
+
+/* Membership entries' payload. */
+int raft_conf_encode(const struct raft_conf *c, unsigned char *buf, size_t cap,
+                     size_t *len);
+int raft_conf_decode(const unsigned char *buf, size_t len, struct raft_conf *c);
+
+const char *raft_role_name(enum raft_role role);
+
+#endif
