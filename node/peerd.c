@@ -117,7 +117,9 @@ static int parse_options(int argc, char **argv, struct options *o)
     int c;
 
     memset(o, 0, sizeof(*o));
-    o->data_dir = PEERD_DEFAULT_DATA_DIR;
+    o->data_dir = getenv("PEERD_DATA_DIR");
+    if (!o->data_dir || !*o->data_dir)
+        o->data_dir = PEERD_DEFAULT_DATA_DIR;
     o->slurm_conf = PEERD_DEFAULT_SLURM_CONF;
     o->bin.munged = "munged";
     o->bin.slurmctld = "slurmctld";
