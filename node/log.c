@@ -63,8 +63,10 @@ static void log_emit(enum log_level level, int errnum, const char *fmt,
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                  tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_ident,
                  (int)getpid(), names[level], msg);
-    if (n > (int)sizeof(line))
-        n = sizeof(line);
+    if (n >= (int)sizeof(line)) { /* cut: keep the newline */
+        n = sizeof(line) - 1;
+        line[n - 1] = '\n';
+    }
     if (n > 0 && write(STDERR_FILENO, line, n) < 0) {
         /* nowhere left to report it */
     }

@@ -101,7 +101,8 @@ int supervisor_add(supervisor_t *sv, const struct svc_spec *spec)
 
     while (spec->argv[argc])
         argc++;
-    if (argc == 0 || argc > MAX_ARGS || spec->depends_on >= sv->n) {
+    if (argc == 0 || argc > MAX_ARGS || spec->depends_on < -1 ||
+        spec->depends_on >= sv->n) {
         errno = EINVAL;
         return -1;
     }
@@ -113,11 +114,17 @@ int supervisor_add(supervisor_t *sv, const struct svc_spec *spec)
     memset(s, 0, sizeof(*s));
     s->name = strdup(spec->name);
     s->log_path = strdup(spec->log_path);
-    for (int i = 0; i < argc; i++)
-        if (!(s->argv[i] = strdup(spec->argv[i])))
-            return -1;
-    if (!s->name || !s->log_path)
+    bool ok = s->name && s->log_path;
+    for (int i = 0; ok && i < argc; i++)
+        ok = (s->argv[i] = strdup(spec->argv[i])) != NULL;
+    if (!ok) {
+        free(s->name);
+        free(s->log_path);
+        for (int i = 0; i < argc; i++)
+            free(s->argv[i]);
+        errno = ENOMEM;
         return -1;
+    }
     s->uid = spec->uid;
     s->gid = spec->gid;
     s->depends_on = spec->depends_on;
@@ -338,7 +345,7 @@ double supervisor_tick(supervisor_t *sv, double now)
         case SVC_STARTING:
             if (!s->killing && now - s->spawned_at >= s->start_timeout) {
                 snprintf(s->last_error, sizeof(s->last_error),
-                         "did not come up within %.0f s", s->start_timeout);
+                         "did not come up within %g s", s->start_timeout);
                 log_warnx("%s: %s; restarting it", s->name, s->last_error);
                 kill_service(s, SIGKILL);
             } else {
@@ -349,7 +356,7 @@ double supervisor_tick(supervisor_t *sv, double now)
             if (!s->healthy && !s->killing &&
                 now - s->unhealthy_since >= s->hang_timeout) {
                 snprintf(s->last_error, sizeof(s->last_error),
-                         "unhealthy for %.0f s", s->hang_timeout);
+                         "unhealthy for %g s", s->hang_timeout);
                 log_warnx("%s: %s; restarting it", s->name, s->last_error);
                 kill_service(s, SIGKILL);
             }
@@ -475,8 +482,8 @@ static void wait_gone(struct svc *s, double grace)
         if (r == s->pid || (r < 0 && errno == ECHILD))
             break;
         if (mono_now() >= deadline) {
-            log_warnx("%s: still running %.0f s after SIGTERM; SIGKILL",
-                      s->name, grace);
+            log_warnx("%s: still running %g s after SIGTERM; SIGKILL", s->name,
+                      grace);
             kill_service(s, SIGKILL);
             waitpid(s->pid, &status, 0);
             break;

@@ -146,13 +146,42 @@ json_t *ctl_reply_ok(json_t *result_stolen)
     return o;
 }
 
+/* Make text valid UTF-8 in place: bytes that do not form a complete,
+ * well-formed sequence (a message cut in the middle of a character, or
+ * bytes from a client that are not UTF-8 at all) become '?'.
+ */
+static void utf8_scrub(char *text)
+{
+    unsigned char *p = (unsigned char *)text;
+
+    while (*p) {
+        int n = *p < 0x80             ? 1
+                : (*p & 0xe0) == 0xc0 ? 2
+                : (*p & 0xf0) == 0xe0 ? 3
+                : (*p & 0xf8) == 0xf0 ? 4
+                                      : 0;
+        int i = 1;
+        while (n > 1 && i < n && (p[i] & 0xc0) == 0x80)
+            i++;
+        if (n == 0 || i < n) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 json_t *ctl_reply_error(const char *fmt, ...)
 {
     char text[512];
     va_list ap;
+    json_t *o;
 
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    if ((o = json_pack("{s:b,s:s}", "ok", 0, "error", text)))
+        return o;
+    utf8_scrub(text);
     return json_pack("{s:b,s:s}", "ok", 0, "error", text);
 }

@@ -19,9 +19,13 @@
  */
 static int make_dir(const char *dir, mode_t mode, err_t *err)
 {
+    struct stat st;
+
     if (mkdir(dir, mode) < 0) {
-        if (errno == EEXIST)
+        if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
             return 0;
+        if (errno == EEXIST)
+            return errprintf(err, "%s exists and is not a directory", dir);
         return errprintf_errno(err, "cannot create directory %s", dir);
     }
     if (chmod(dir, mode) < 0)
