@@ -17,10 +17,7 @@
 
 #include "store/store.h"
 
-struct store {
-    sqlite3 *db;
-    int version;
-};
+#include "store/store_int.h"
 
 /* migrations[i] brings the schema from version i to version i + 1. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
@@ -29,6 +26,19 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE local (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE secret (name TEXT PRIMARY KEY, value BLOB NOT NULL);",
+
+    /* 2: Raft log and hard state; members and join tokens */
+    "CREATE TABLE raft_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE raft_log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
+    " type INTEGER NOT NULL, data BLOB NOT NULL);"
+    "CREATE TABLE members (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " pubkey BLOB NOT NULL UNIQUE, address TEXT NOT NULL,"
+    " cpus INTEGER NOT NULL, memory_mb INTEGER NOT NULL,"
+    " voter INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+    " config_hash TEXT NOT NULL DEFAULT '',"
+    " munge_key_hash TEXT NOT NULL DEFAULT '', joined INTEGER NOT NULL);"
+    "CREATE TABLE tokens (id TEXT PRIMARY KEY, verifier BLOB NOT NULL,"
+    " expires INTEGER NOT NULL, uses_left INTEGER NOT NULL);",
 };
 
 static const char *table_name(enum store_table t)
@@ -36,13 +46,18 @@ static const char *table_name(enum store_table t)
     return t == STORE_CONFIG ? "config" : "local";
 }
 
-static bool is_corrupt(int rc)
+sqlite3 *store_db(store_t *s)
+{
+    return s->db;
+}
+
+bool is_corrupt(int rc)
 {
     rc &= 0xff;
     return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
 }
 
-static int sql_fail(store_t *s, err_t *err, const char *what, int rc)
+int sql_fail(store_t *s, err_t *err, const char *what, int rc)
 {
     errno = is_corrupt(rc) ? EBADMSG : EIO;
     return errprintf(err, "%s: %s", what, sqlite3_errmsg(s->db));

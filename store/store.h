@@ -27,7 +27,7 @@ enum store_table {
 };
 
 /* The schema version this build writes. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Open (and, if create, create) the database at path and migrate it to
  * STORE_SCHEMA_VERSION.  Returns NULL with err filled and errno:
