@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "node/hostinfo.h"
+#include "node/join.h"
 #include "proto/err.h"
 #include "store/secret.h"
 #include "store/store.h"
@@ -21,18 +23,29 @@ struct cluster_opts {
     const char *name;           /* NULL: keep / default */
     const char *tier;           /* NULL: keep / default */
     const char *munge_key_file; /* NULL: keep / generate */
+    const struct hostinfo *host;
+    const char *advertise; /* "addr:port" of this peer's socket */
+    /* join mode: the key pair used to join and what the cluster sent */
+    node_key_t *join_key;
+    const struct join_result *join;
 };
 
 struct cluster {
     store_t *store;
     node_key_t key;
+    uint64_t node_id; /* this peer's member id */
     secret_t *data_key;
+    bool have_state; /* the cluster's first entry is applied here */
+    /* from the applied state (when have_state) */
     secret_t *munge_key;
+    secret_t *join_sec;
+    unsigned char join_pub[32];
     char *name;
     char *id;
     char *tier;
     char munge_key_hash[65];
     bool created; /* bootstrapped by this call */
+    bool joined;  /* joined by this call */
 };
 
 #define CLUSTER_DEFAULT_NAME "peerd"
@@ -49,6 +62,17 @@ struct cluster {
  */
 int cluster_open(struct cluster *c, const struct cluster_opts *o, err_t *err);
 void cluster_close(struct cluster *c);
+
+/* Load name, id, tier, munge key and join key from the applied state
+ * (after the first entry arrived on a joined peer).  Returns 0 or a
+ * sysexits.h code; EX_TEMPFAIL when the state is not there yet.
+ */
+int cluster_load_state(struct cluster *c, err_t *err);
+
+/* Refuse a data dir that holds anything of a cluster (for --join).
+ * Returns 0 or a sysexits.h code.
+ */
+int cluster_check_fresh(const char *data_dir, err_t *err);
 
 /* Checks a cluster name: 1-40 chars of [a-z0-9_-], starting with a
  * letter (Slurm folds ClusterName to lower case; we refuse instead).

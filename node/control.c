@@ -17,9 +17,15 @@
 
 #include <zmq.h>
 
+#include <time.h>
+
+#include <sodium.h>
+
+#include "node/join.h"
 #include "node/log.h"
 #include "node/peerd.h"
 #include "proto/ctl.h"
+#include "store/members.h"
 
 #define MAX_FRAMES 8
 
@@ -64,29 +70,43 @@ void control_close(struct peerd *p)
     }
 }
 
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
 json_t *control_status(struct peerd *p)
 {
     double now = peerd_now();
-    json_t *o, *slurm;
-    bool healthy = supervisor_healthy(p->sv);
+    json_t *o, *slurm, *svcs;
+    bool healthy = p->sv && supervisor_healthy(p->sv);
     bool reachable = p->have_report && p->report.slurmctld.ok;
 
-    o = json_pack("{s:s,s:s,s:s,s:s}", "cluster", p->cluster.name, "cluster_id",
-                  p->cluster.id, "tier", p->cluster.tier, "controller",
-                  p->host.name);
-    json_object_set_new(o, "controller_address", json_string(p->host.address));
+    o = json_object();
+    json_object_set_new(o, "cluster", str_or_null(p->cluster.name));
+    json_object_set_new(o, "cluster_id", str_or_null(p->cluster.id));
+    json_object_set_new(o, "tier", str_or_null(p->cluster.tier));
+    json_object_set_new(o, "member_id",
+                        json_integer((json_int_t)p->cluster.node_id));
+    json_object_set_new(o, "controller", str_or_null(p->ctl_name));
+    json_object_set_new(o, "controller_address", str_or_null(p->ctl_addr));
+    json_object_set_new(o, "role",
+                        json_string(!p->slurm_started ? "waiting"
+                                    : p->controller   ? "controller"
+                                                      : "compute"));
     json_object_set_new(o, "healthy", json_boolean(healthy && reachable));
     json_object_set_new(o, "host",
-                        json_pack("{s:s,s:s,s:i,s:I}", "name", p->host.name,
-                                  "address", p->host.address, "cpus",
-                                  p->host.cpus, "memory_mb",
-                                  (json_int_t)p->host.memory_mb));
-    json_object_set_new(o, "config_hash", json_string(p->layout.config_hash));
-    json_object_set_new(o, "slurm_conf", json_string(p->layout.slurm_conf));
+                        json_pack("{s:s,s:s,s:s,s:i,s:I}", "name", p->host.name,
+                                  "address", p->host.address, "peer_address",
+                                  p->advertise, "cpus", p->host.cpus,
+                                  "memory_mb", (json_int_t)p->host.memory_mb));
+    json_object_set_new(o, "config_hash", str_or_null(p->layout.config_hash));
+    json_object_set_new(o, "slurm_conf", str_or_null(p->layout.slurm_conf));
     json_object_set_new(o, "munge_key_hash",
-                        json_string(p->cluster.munge_key_hash));
-    json_object_set_new(o, "munge_socket", json_string(p->layout.munge_socket));
-    json_object_set_new(o, "services", supervisor_json(p->sv, now));
+                        str_or_null(p->cluster.munge_key_hash));
+    json_object_set_new(o, "munge_socket", str_or_null(p->layout.munge_socket));
+    svcs = p->sv ? supervisor_json(p->sv, now) : json_array();
+    json_object_set_new(o, "services", svcs);
 
     slurm = json_object();
     json_object_set_new(slurm, "reachable", json_boolean(reachable));
@@ -102,6 +122,12 @@ json_t *control_status(struct peerd *p)
                                 json_string(p->report.slurmctld.detail));
     }
     json_object_set_new(o, "slurm", slurm);
+    json_object_set_new(o, "raft", agree_status_json(p->agree));
+    json_object_set_new(
+        o, "peer",
+        json_pack("{s:o,s:I,s:I}", "transport", transport_stats_json(p->t),
+                  "joins_admitted", (json_int_t)p->joins_admitted,
+                  "joins_refused", (json_int_t)p->joins_refused));
     json_object_set_new(o, "peerd",
                         json_pack("{s:i,s:s,s:s,s:f,s:{s:I,s:I}}", "pid",
                                   (int)getpid(), "version", PACKAGE_VERSION,
@@ -112,41 +138,195 @@ json_t *control_status(struct peerd *p)
     return o;
 }
 
-static json_t *dispatch(struct peerd *p, const json_t *req)
+json_t *control_members(struct peerd *p)
 {
-    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    struct member *v = NULL;
+    size_t n = 0;
+    json_t *a = json_array();
+    double now = peerd_now();
 
-    if (strcmp(cmd, "status") == 0)
-        return ctl_reply_ok(control_status(p));
-    if (strcmp(cmd, "ping") == 0)
-        return ctl_reply_ok(json_pack("{s:b}", "pong", 1));
-    return ctl_reply_error("unknown command '%s'", cmd);
+    if (members_list(p->cluster.store, &v, &n, NULL) < 0)
+        return a;
+    for (size_t i = 0; i < n; i++) {
+        bool self = v[i].id == p->cluster.node_id;
+        double heard = self ? 0 : transport_last_heard(p->t, v[i].id, now);
+        json_t *o = json_pack(
+            "{s:I,s:s,s:s,s:s,s:b,s:s,s:i,s:I,s:b}", "id", (json_int_t)v[i].id,
+            "name", v[i].name, "address", v[i].address, "role",
+            v[i].id == p->controller_id ? "controller" : "compute", "voter",
+            v[i].voter, "state", v[i].state, "cpus", v[i].cpus, "memory_mb",
+            (json_int_t)v[i].memory_mb, "self", self);
+        json_object_set_new(o, "last_heard",
+                            heard >= 0 ? json_real(heard) : json_null());
+        json_object_set_new(o, "config_hash", str_or_null(v[i].config_hash));
+        json_object_set_new(o, "munge_key_hash",
+                            str_or_null(v[i].munge_key_hash));
+        json_array_append_new(a, o);
+    }
+    free(v);
+    return a;
 }
 
-static void send_reply(struct peerd *p, zmq_msg_t *frames, int nframes,
+/* Where a reply goes: the client's routing id, and whether it sent the
+ * empty delimiter of a REQ socket.
+ */
+struct envelope {
+    struct peerd *p;
+    unsigned char id[256];
+    size_t idlen;
+    bool delim;
+    char what[64];              /* for a deferred reply: what was asked */
+    char token[TOKEN_TEXT_MAX]; /* token create: the text to hand out */
+};
+
+static void send_reply(struct peerd *p, const struct envelope *env,
                        json_t *reply)
 {
     unsigned char *buf = NULL;
     size_t len = 0;
     err_t err;
 
+    if (!reply) {
+        log_warnx("control: no reply could be built");
+        return;
+    }
     if (ctl_encode(CTL_REPLY, reply, &buf, &len, &err) < 0) {
         log_warnx("control: %s", err.text);
         return;
     }
-    /* routing envelope back: the identity, and the empty delimiter if
-     * the client sent one (REQ); never frames of a malformed envelope
-     */
-    if (zmq_send(p->ctl, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
-                 ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        goto out;
-    if (nframes == 3 && zmq_msg_size(&frames[1]) == 0 &&
-        zmq_send(p->ctl, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        goto out;
-    if (zmq_send(p->ctl, buf, len, ZMQ_DONTWAIT) < 0)
+    if (zmq_send(p->ctl, env->id, env->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        (env->delim &&
+         zmq_send(p->ctl, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) ||
+        zmq_send(p->ctl, buf, len, ZMQ_DONTWAIT) < 0)
         log_debug("control: reply dropped: %s", zmq_strerror(errno));
-out:
     free(buf);
+}
+
+/* A write the client waits for: answered once applied here. */
+static void write_done(void *arg, bool ok, uint64_t index,
+                       const struct fsm_effects *fx, const char *error)
+{
+    struct envelope *env = arg;
+    json_t *reply;
+
+    if (!ok)
+        reply = ctl_reply_error("%s: %s", env->what, error);
+    else if (fx && fx->why[0])
+        reply = ctl_reply_error("%s: %s", env->what, fx->why);
+    else if (env->token[0])
+        reply = ctl_reply_ok(json_pack("{s:s,s:I}", "token", env->token,
+                                       "index", (json_int_t)index));
+    else
+        reply = ctl_reply_ok(json_pack("{s:I}", "index", (json_int_t)index));
+    sodium_memzero(env->token, sizeof(env->token));
+    if (!env->p->stopping)
+        send_reply(env->p, env, reply);
+    json_decref(reply);
+    free(env);
+}
+
+static json_t *defer(struct peerd *p, const struct envelope *env,
+                     const char *what, const char *token, json_t *op)
+{
+    struct envelope *copy = malloc(sizeof(*copy));
+
+    if (!copy) {
+        json_decref(op);
+        return ctl_reply_error("%s: out of memory", what);
+    }
+    *copy = *env;
+    copy->p = p;
+    snprintf(copy->what, sizeof(copy->what), "%s", what);
+    snprintf(copy->token, sizeof(copy->token), "%s", token ? token : "");
+    if (agree_propose(p->agree, op, write_done, copy, peerd_now()) < 0) {
+        free(copy);
+        return ctl_reply_error("%s: out of memory", what);
+    }
+    return NULL; /* answered later */
+}
+
+static json_t *cmd_config(struct peerd *p, const json_t *args,
+                          const struct envelope *env)
+{
+    const char *key = json_string_value(json_object_get(args, "key"));
+    json_t *val = json_object_get(args, "value");
+    json_t *r;
+    char *v = NULL;
+    int rc;
+
+    if (!key || !*key)
+        return ctl_reply_error("config: a key is needed");
+    if (!val) {
+        rc = store_get(p->cluster.store, STORE_CONFIG, key, &v, NULL);
+        if (rc < 0)
+            return ctl_reply_error("config: cannot read the store");
+        r = ctl_reply_ok(json_pack("{s:s,s:o}", "key", key, "value",
+                                   v ? json_string(v) : json_null()));
+        free(v);
+        return r;
+    }
+    if (!json_is_string(val))
+        return ctl_reply_error("config: the value must be a string");
+    if (!fsm_config_key_ok(key))
+        return ctl_reply_error("config: '%s' cannot be set (voters, "
+                               "description, or slurm.<Parameter>)",
+                               key);
+    if (!p->cluster.have_state)
+        return ctl_reply_error("config: this peer has no cluster state yet");
+    return defer(p, env, "config set", NULL,
+                 json_pack("{s:s,s:s,s:O}", "op", "config_set", "key", key,
+                           "value", val));
+}
+
+static json_t *cmd_token(struct peerd *p, const json_t *args,
+                         const struct envelope *env)
+{
+    json_int_t ttl = 24 * 3600, uses = 1;
+    struct join_token tok;
+    unsigned char verifier[32];
+    char text[TOKEN_TEXT_MAX], vhex[65];
+    json_t *v, *reply;
+
+    if ((v = json_object_get(args, "ttl")) && json_is_integer(v))
+        ttl = json_integer_value(v);
+    if ((v = json_object_get(args, "uses")) && json_is_integer(v))
+        uses = json_integer_value(v);
+    if (ttl < 1 || ttl > 365 * 24 * 3600 || uses < 1 || uses > 1000000)
+        return ctl_reply_error("token create: ttl must be 1 s to 365 days "
+                               "and uses 1 to 1000000");
+    if (!p->cluster.have_state)
+        return ctl_reply_error("token create: this peer has no cluster "
+                               "state yet");
+    token_new(&tok, p->cluster.join_pub);
+    token_verifier(tok.secret, verifier);
+    token_format(&tok, text);
+    sodium_bin2hex(vhex, sizeof(vhex), verifier, sizeof(verifier));
+    reply = defer(p, env, "token create", text,
+                  json_pack("{s:s,s:s,s:s,s:I,s:I}", "op", "token_add", "id",
+                            tok.id, "verifier", vhex, "expires",
+                            (json_int_t)time(NULL) + ttl, "uses", uses));
+    sodium_memzero(&tok, sizeof(tok));
+    sodium_memzero(text, sizeof(text));
+    return reply;
+}
+
+static json_t *dispatch(struct peerd *p, const json_t *req,
+                        const struct envelope *env)
+{
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    json_t *args = json_object_get(req, "args");
+
+    if (strcmp(cmd, "status") == 0)
+        return ctl_reply_ok(control_status(p));
+    if (strcmp(cmd, "members") == 0)
+        return ctl_reply_ok(control_members(p));
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(p, args, env);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(p, args, env);
+    if (strcmp(cmd, "ping") == 0)
+        return ctl_reply_ok(json_pack("{s:b}", "pong", 1));
+    return ctl_reply_error("unknown command '%s'", cmd);
 }
 
 static int recv_one(struct peerd *p)
@@ -173,6 +353,12 @@ static int recv_one(struct peerd *p)
             zmq_msg_close(&part); /* too many frames: drop the rest */
     }
     p->ctl_requests++;
+    struct envelope env = {.p = p};
+    if (n >= 1 && zmq_msg_size(&frames[0]) <= sizeof(env.id)) {
+        env.idlen = zmq_msg_size(&frames[0]);
+        memcpy(env.id, zmq_msg_data(&frames[0]), env.idlen);
+    }
+    env.delim = n == 3 && zmq_msg_size(&frames[1]) == 0;
     /* identity, [empty delimiter,] body */
     if (n < 2 || n > 3 || (n == 3 && zmq_msg_size(&frames[1]) != 0)) {
         errprintf(&err, "malformed control message: %d frames", n);
@@ -187,10 +373,10 @@ static int recv_one(struct peerd *p)
                   (unsigned long long)p->ctl_requests, err.text);
         reply = ctl_reply_error("%s", err.text);
     } else {
-        reply = dispatch(p, req);
+        reply = dispatch(p, req, &env);
     }
-    if (n >= 2)
-        send_reply(p, frames, n, reply);
+    if (reply && env.idlen > 0)
+        send_reply(p, &env, reply);
     json_decref(reply);
     json_decref(req);
     for (int i = 0; i < n; i++)

@@ -35,6 +35,7 @@ struct health {
     char *slurm_conf;
     double interval;
     bool active[3]; /* munged, slurmctld, slurmd */
+    bool reconfigure;
 };
 
 static double mono_now(void)
@@ -172,6 +173,7 @@ static void *run(void *arg)
     struct health_report r;
     uint64_t one = 1;
     bool active[3];
+    bool reconf;
 
     slurm_init(h->slurm_conf);
     pthread_mutex_lock(&h->lock);
@@ -182,7 +184,14 @@ static void *run(void *arg)
         r.started = mono_now();
         pthread_mutex_lock(&h->lock);
         memcpy(active, h->active, sizeof(active));
+        reconf = h->reconfigure;
+        h->reconfigure = false;
         pthread_mutex_unlock(&h->lock);
+        if (reconf && slurm_reconfigure() != SLURM_SUCCESS) {
+            pthread_mutex_lock(&h->lock);
+            h->reconfigure = true; /* again next round */
+            pthread_mutex_unlock(&h->lock);
+        }
         if (active[0])
             check_munge(h, &r.munge);
         else
@@ -316,6 +325,15 @@ void health_set_active(health_t *h, bool munged, bool slurmctld, bool slurmd)
     h->active[0] = munged;
     h->active[1] = slurmctld;
     h->active[2] = slurmd;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void health_reconfigure(health_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->reconfigure = true;
+    h->poked = true;
+    pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
 }
 

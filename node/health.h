@@ -51,6 +51,11 @@ bool health_take(health_t *h, struct health_report *r);
  */
 void health_set_active(health_t *h, bool munged, bool slurmctld, bool slurmd);
 
+/* Ask slurmctld to re-read slurm.conf (scontrol reconfigure) in the next
+ * round.
+ */
+void health_reconfigure(health_t *h);
+
 /* Ask for a new round now (e.g. a service was just started). */
 void health_poke(health_t *h);
 

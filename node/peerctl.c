@@ -32,7 +32,15 @@ enum {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: peerctl [--data-dir DIR] [--json] [--timeout SEC] "
-               "[status|ping]\n"
+               "COMMAND\n"
+               "  status              the cluster and this host (default)\n"
+               "  members             every member: address, role, voter, "
+               "state\n"
+               "  config get KEY      a cluster setting\n"
+               "  config set KEY VAL  change it (voters, description, "
+               "slurm.<Param>)\n"
+               "  token create [--ttl 24h] [--uses 1]  a join token\n"
+               "  ping                is peerd there?\n"
                "  --timeout SEC  wait at most SEC (0-3600] for an answer\n"
                "exit status: 0 healthy, 1 degraded, 2 peerd unreachable\n"
                "See peerctl(1).\n");
@@ -169,7 +177,17 @@ static void print_status(json_t *st)
                                    : "DEGRADED");
     printf("slurm.conf  %s, sha256 %.16s\n", str(st, "slurm_conf"),
            str(st, "config_hash"));
-    printf("munge key   sha256 %.16s\n\n", str(st, "munge_key_hash"));
+    printf("munge key   sha256 %.16s\n", str(st, "munge_key_hash"));
+    json_t *raft = json_object_get(st, "raft");
+    printf("raft        term %lld, %s, leader %lld, commit %lld, applied "
+           "%lld, %zu voter(s), %zu learner(s)\n\n",
+           (long long)json_integer_value(json_object_get(raft, "term")),
+           str(raft, "role"),
+           (long long)json_integer_value(json_object_get(raft, "leader")),
+           (long long)json_integer_value(json_object_get(raft, "commit")),
+           (long long)json_integer_value(json_object_get(raft, "applied")),
+           json_array_size(json_object_get(raft, "voters")),
+           json_array_size(json_object_get(raft, "learners")));
 
     printf("%-10s %-9s %8s %8s %-7s %s\n", "SERVICE", "STATE", "PID",
            "RESTARTS", "HEALTHY", "LAST ERROR");
@@ -197,24 +215,79 @@ static void print_status(json_t *st)
         printf("jobs        unknown (%s)\n", str(slurm, "error"));
 }
 
+/* "24h", "30m", "90s", "7d" or plain seconds; -1 if bad. */
+static long parse_duration(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    long mult = 1;
+
+    if (end == s || v <= 0)
+        return -1;
+    if (*end == 'd')
+        mult = 86400;
+    else if (*end == 'h')
+        mult = 3600;
+    else if (*end == 'm')
+        mult = 60;
+    else if (*end == 's' || *end == '\0')
+        mult = 1;
+    else
+        return -1;
+    if (*end && end[1])
+        return -1;
+    return (long)(v * mult);
+}
+
+static void print_members(json_t *a)
+{
+    json_t *v;
+    size_t i;
+
+    printf("%-4s %-14s %-21s %-10s %-6s %-7s %-10s %-12s %-12s\n", "ID", "NAME",
+           "ADDRESS", "ROLE", "VOTER", "STATE", "LAST_HEARD", "CONFIG",
+           "MUNGE_KEY");
+    json_array_foreach(a, i, v)
+    {
+        json_t *h = json_object_get(v, "last_heard");
+        char heard[32];
+        if (json_is_true(json_object_get(v, "self")))
+            snprintf(heard, sizeof(heard), "(self)");
+        else if (json_is_number(h))
+            snprintf(heard, sizeof(heard), "%.1fs ago", json_number_value(h));
+        else
+            snprintf(heard, sizeof(heard), "-");
+        printf("%-4lld %-14s %-21s %-10s %-6s %-7s %-10s %-12.12s %-12.12s\n",
+               (long long)json_integer_value(json_object_get(v, "id")),
+               str(v, "name"), str(v, "address"), str(v, "role"),
+               json_is_true(json_object_get(v, "voter")) ? "yes" : "no",
+               str(v, "state"), heard, str(v, "config_hash"),
+               str(v, "munge_key_hash"));
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 't'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"uses", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *data_dir = getenv("PEERD_DATA_DIR");
-    const char *cmd = "status";
+    const char *cmd = "status", *wire_cmd;
     char path[4096];
     bool as_json = false;
     double timeout = 10;
+    long ttl = 24 * 3600, uses = 1;
     char *end;
-    json_t *req, *reply, *result;
-    int c, rc;
+    json_t *req, *reply, *result, *args = NULL;
+    int c, rc, nargs;
+    char **av;
 
     if (!data_dir || !*data_dir)
         data_dir = DEFAULT_DATA_DIR;
@@ -233,6 +306,19 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'T':
+            if ((ttl = parse_duration(optarg)) <= 0) {
+                fprintf(stderr, "peerctl: bad --ttl '%s' (e.g. 24h)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'u':
+            uses = strtol(optarg, &end, 10);
+            if (end == optarg || *end || uses < 1) {
+                fprintf(stderr, "peerctl: bad --uses '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -245,18 +331,40 @@ int main(int argc, char **argv)
         }
     }
     /* GNU getopt permutes: options after the command are parsed too */
-    if (optind < argc)
-        cmd = argv[optind++];
-    if (optind < argc || (strcmp(cmd, "status") && strcmp(cmd, "ping"))) {
-        fprintf(stderr, "peerctl: unknown command '%s'\n",
-                optind < argc ? argv[optind] : cmd);
+    av = argv + optind;
+    nargs = argc - optind;
+    if (nargs > 0)
+        cmd = av[0];
+    wire_cmd = cmd;
+    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "ping") == 0 ||
+         strcmp(cmd, "members") == 0) &&
+        nargs <= 1) {
+        args = NULL;
+    } else if (strcmp(cmd, "config") == 0 && nargs == 3 &&
+               strcmp(av[1], "get") == 0) {
+        args = json_pack("{s:s}", "key", av[2]);
+    } else if (strcmp(cmd, "config") == 0 && nargs == 4 &&
+               strcmp(av[1], "set") == 0) {
+        args = json_pack("{s:s,s:s}", "key", av[2], "value", av[3]);
+        if (timeout < 20)
+            timeout = 20; /* a write waits for a commit */
+    } else if (strcmp(cmd, "token") == 0 && nargs == 2 &&
+               strcmp(av[1], "create") == 0) {
+        args = json_pack("{s:I,s:I}", "ttl", (json_int_t)ttl, "uses",
+                         (json_int_t)uses);
+        if (timeout < 20)
+            timeout = 20;
+    } else {
+        fprintf(stderr, "peerctl: unknown command '%s'\n", cmd);
         usage(stderr);
         return EXIT_USAGE;
     }
     snprintf(path, sizeof(path), "%s/peerd.ctl", data_dir);
-    if (probe(path) < 0)
+    if (probe(path) < 0) {
+        json_decref(args);
         return EXIT_UNREACHABLE;
-    req = ctl_request(cmd, NULL);
+    }
+    req = ctl_request(wire_cmd, args);
     reply = call(path, req, (int)(timeout * 1000));
     json_decref(req);
     if (!reply)
@@ -267,16 +375,32 @@ int main(int argc, char **argv)
         return EXIT_DEGRADED;
     }
     result = json_object_get(reply, "result");
-    if (as_json) {
+    rc = EXIT_HEALTHY;
+    if (strcmp(cmd, "token") == 0) {
+        /* only the token on stdout: scripts take it as it is */
+        printf("%s\n", str(result, "token"));
+    } else if (as_json) {
         char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
         printf("%s\n", text ? text : "null");
         free(text);
     } else if (strcmp(cmd, "status") == 0) {
         print_status(result);
+    } else if (strcmp(cmd, "members") == 0) {
+        print_members(result);
+    } else if (strcmp(cmd, "config") == 0 && nargs == 3) {
+        json_t *v = json_object_get(result, "value");
+        if (json_is_string(v))
+            printf("%s\n", json_string_value(v));
+        else {
+            fprintf(stderr, "peerctl: %s is not set\n", av[2]);
+            rc = EXIT_DEGRADED;
+        }
+    } else if (strcmp(cmd, "config") == 0) {
+        printf("%s = %s (committed at index %lld)\n", av[2], av[3],
+               (long long)json_integer_value(json_object_get(result, "index")));
     } else {
         printf("pong\n");
     }
-    rc = EXIT_HEALTHY;
     if (strcmp(cmd, "status") == 0 &&
         !json_is_true(json_object_get(result, "healthy")))
         rc = EXIT_DEGRADED;

@@ -1,10 +1,14 @@
 /* peerd.c - the peer daemon: one per host, owns the host's Slurm
  *
- * Start-up: parse options, lock the data dir, open or bootstrap the
- * cluster, lay out Slurm's files, bind the control socket, then run the
- * event loop until SIGTERM/SIGINT.  The loop waits on the control socket,
- * a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and the health thread's
- * eventfd, with a timeout from the supervisor's next deadline.
+ * Start-up: parse options, lock the data dir, bootstrap a cluster, join
+ * one (--join, with a token) or resume the one the data dir holds, open
+ * the peer sockets and Raft, bind the control socket, and once the
+ * cluster's state is here (at once, or when a joined peer has received
+ * the log) lay out Slurm's files and start the daemons.  The event loop
+ * waits on the control socket, the peer and join sockets, the ZAP
+ * handler, a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and the health
+ * thread's eventfd, with a timeout from the next Raft tick or supervisor
+ * deadline.
  *
  * peerd is a child subreaper: processes that the daemons leave behind
  * (slurmstepd) become its children, so that at shutdown it can make sure
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,16 +34,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+#include <sodium.h>
 #include <zmq.h>
 
+#include "node/join.h"
 #include "node/log.h"
 #include "node/peerd.h"
 #include "store/file.h"
+#include "store/members.h"
 
 struct options {
     const char *data_dir;
     const char *slurm_conf;
     const char *address;
+    const char *listen;
+    const char *join;
+    const char *token;
     bool syslog;
     bool debug;
     struct cluster_opts cluster;
@@ -55,28 +68,35 @@ double peerd_now(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: peerd [--bootstrap] [--cluster-name NAME] [--tier micro]\n"
-            "             [--munge-key FILE] [--data-dir DIR] "
-            "[--address ADDR]\n"
-            "             [--slurm-conf PATH] [--munged PATH] "
-            "[--slurmctld PATH]\n"
-            "             [--slurmd PATH] [--syslog] [--debug]\n"
-            "\n"
-            "  --bootstrap         create a cluster on this host (or resume "
-            "it)\n"
-            "  --cluster-name NAME cluster name (default %s)\n"
-            "  --tier TIER         micro (mini and multi: later)\n"
-            "  --munge-key FILE    import this munge key at bootstrap\n"
-            "  --data-dir DIR      state of this peer (default %s)\n"
-            "  --address ADDR      address other hosts reach this one at\n"
-            "  --slurm-conf PATH   where to write slurm.conf (default %s)\n"
-            "  --munged/--slurmctld/--slurmd PATH   daemon binaries\n"
-            "  --syslog            log to syslog instead of stderr\n"
-            "  --debug             log debug messages\n"
-            "See peerd(8).\n",
-            CLUSTER_DEFAULT_NAME, PEERD_DEFAULT_DATA_DIR,
-            PEERD_DEFAULT_SLURM_CONF);
+    fprintf(
+        f,
+        "usage: peerd [--bootstrap [--cluster-name NAME] [--tier micro]\n"
+        "              [--munge-key FILE]]\n"
+        "             [--join HOST[:PORT] --token TOKEN]\n"
+        "             [--data-dir DIR] [--listen ADDR[:PORT]] "
+        "[--address ADDR]\n"
+        "             [--slurm-conf PATH] [--munged PATH] "
+        "[--slurmctld PATH]\n"
+        "             [--slurmd PATH] [--syslog] [--debug]\n"
+        "\n"
+        "  --bootstrap         create a cluster on this host (or resume it)\n"
+        "  --cluster-name NAME cluster name (default %s)\n"
+        "  --tier TIER         micro (mini and multi: later)\n"
+        "  --munge-key FILE    import this munge key at bootstrap\n"
+        "  --join HOST[:PORT]  join the cluster of the peer at HOST (port "
+        "%d)\n"
+        "  --token TOKEN       the join token ('peerctl token create')\n"
+        "  --data-dir DIR      state of this peer (default %s)\n"
+        "  --listen ADDR[:PORT] where the peer socket listens (join "
+        "socket: PORT+1)\n"
+        "  --address ADDR      address other hosts reach this one at\n"
+        "  --slurm-conf PATH   where to write slurm.conf (default %s)\n"
+        "  --munged/--slurmctld/--slurmd PATH   daemon binaries\n"
+        "  --syslog            log to syslog instead of stderr\n"
+        "  --debug             log debug messages\n"
+        "See peerd(8).\n",
+        CLUSTER_DEFAULT_NAME, TRANSPORT_DEFAULT_PORT, PEERD_DEFAULT_DATA_DIR,
+        PEERD_DEFAULT_SLURM_CONF);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -88,6 +108,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_MUNGE_KEY,
         OPT_DATA_DIR,
         OPT_ADDRESS,
+        OPT_LISTEN,
+        OPT_JOIN,
+        OPT_TOKEN,
         OPT_SLURM_CONF,
         OPT_MUNGED,
         OPT_SLURMCTLD,
@@ -104,6 +127,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"munge-key", required_argument, NULL, OPT_MUNGE_KEY},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"address", required_argument, NULL, OPT_ADDRESS},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"join", required_argument, NULL, OPT_JOIN},
+        {"token", required_argument, NULL, OPT_TOKEN},
         {"slurm-conf", required_argument, NULL, OPT_SLURM_CONF},
         {"munged", required_argument, NULL, OPT_MUNGED},
         {"slurmctld", required_argument, NULL, OPT_SLURMCTLD},
@@ -143,6 +169,15 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_ADDRESS:
             o->address = optarg;
+            break;
+        case OPT_LISTEN:
+            o->listen = optarg;
+            break;
+        case OPT_JOIN:
+            o->join = optarg;
+            break;
+        case OPT_TOKEN:
+            o->token = optarg;
             break;
         case OPT_SLURM_CONF:
             o->slurm_conf = optarg;
@@ -188,6 +223,14 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (strlen(o->data_dir) > 90) {
         fprintf(stderr, "peerd: --data-dir is too long (at most 90 "
                         "characters)\n");
+        return -1;
+    }
+    if (o->join && o->cluster.bootstrap) {
+        fprintf(stderr, "peerd: --join and --bootstrap exclude each other\n");
+        return -1;
+    }
+    if (!o->join != !o->token) {
+        fprintf(stderr, "peerd: --join needs --token, and --token --join\n");
         return -1;
     }
     o->cluster.data_dir = o->data_dir;
@@ -244,12 +287,221 @@ static int setup_signals(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* Keep the transport's peers equal to the active members (and, on a
+ * joined peer whose log has not arrived, the leader it was given).
+ */
+static void sync_peers(struct peerd *p)
+{
+    struct member *v = NULL;
+    size_t n = 0;
+    err_t err;
+
+    if (members_list(p->cluster.store, &v, &n, &err) < 0) {
+        log_warnx("cannot read members: %s", err.text);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].id == p->cluster.node_id)
+            continue;
+        if (strcmp(v[i].state, "active") == 0)
+            transport_set_peer(p->t, v[i].id, v[i].pubkey, v[i].address);
+        else
+            transport_remove_peer(p->t, v[i].id);
+    }
+    if (n == 0) {
+        char *id = NULL, *addr = NULL, *pub = NULL;
+        unsigned char key[32];
+        size_t got = 0;
+        if (store_get(p->cluster.store, STORE_LOCAL, "leader_id", &id, NULL) ==
+                1 &&
+            store_get(p->cluster.store, STORE_LOCAL, "leader_address", &addr,
+                      NULL) == 1 &&
+            store_get(p->cluster.store, STORE_LOCAL, "leader_pub", &pub,
+                      NULL) == 1 &&
+            sodium_hex2bin(key, 32, pub, strlen(pub), NULL, &got, NULL) == 0 &&
+            got == 32)
+            transport_set_peer(p->t, strtoull(id, NULL, 10), key, addr);
+        free(id);
+        free(addr);
+        free(pub);
+    }
+    free(v);
+}
+
+/* The controller member, its host name and address (without the port). */
+static int find_controller(struct peerd *p, struct member *m)
+{
+    char *v = NULL;
+    err_t err;
+    int rc;
+
+    if (store_get(p->cluster.store, STORE_CONFIG, "controller", &v, &err) !=
+            1 ||
+        !v) {
+        free(v);
+        return -1;
+    }
+    p->controller_id = strtoull(v, NULL, 10);
+    free(v);
+    rc = members_get(p->cluster.store, p->controller_id, m, &err);
+    if (rc != 1)
+        return -1;
+    snprintf(p->ctl_name, sizeof(p->ctl_name), "%s", m->name);
+    if (transport_parse_addr(m->address, p->ctl_addr, sizeof(p->ctl_addr), &rc,
+                             TRANSPORT_DEFAULT_PORT) < 0)
+        return -1;
+    return 0;
+}
+
+/* Render slurm.conf from the state; 1 changed, 0 same, -1 failed. */
+static int render_site(struct peerd *p, bool prepare, err_t *err)
+{
+    struct member ctl;
+    char **extra = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (find_controller(p, &ctl) < 0)
+        return errprintf(err, "the cluster state names no controller");
+    if (store_config_lines(p->cluster.store, "slurm.", &extra, &n, err) < 0)
+        return -1;
+    struct slurm_site site = {
+        .cluster_name = p->cluster.name,
+        .ctl_name = ctl.name,
+        .ctl_addr = p->ctl_addr,
+        .ctl_cpus = ctl.cpus,
+        .ctl_memory_mb = ctl.memory_mb,
+        .extra = (const char *const *)extra,
+        .n_extra = n,
+    };
+    if (prepare)
+        rc = slurm_prepare(p->data_dir, p->slurm_conf, &p->cluster, &site,
+                           &p->layout, err) == 0
+                 ? 1
+                 : -1;
+    else
+        rc = slurm_render(&site, &p->layout, err);
+    store_lines_free(extra, n);
+    return rc;
+}
+
+static int start_slurm(struct peerd *p)
+{
+    err_t err = {{0}};
+
+    if (render_site(p, true, &err) < 0) {
+        log_warnx("%s", err.text);
+        return -1;
+    }
+    p->controller = p->controller_id == p->cluster.node_id;
+    log_info("wrote %s (sha256 %.16s...); this host is %s",
+             p->layout.slurm_conf, p->layout.config_hash,
+             p->controller ? "the controller" : "a compute node");
+    p->sv = supervisor_new();
+    if (!p->sv || slurm_add_services(p->sv, &p->layout, &p->bin, p->host.name,
+                                     p->controller, p->ctl_addr, p->host.cpus,
+                                     p->host.memory_mb) < 0) {
+        log_warn("cannot set up the supervisor");
+        return -1;
+    }
+    p->svc_munged = supervisor_find(p->sv, "munged");
+    p->svc_slurmctld = supervisor_find(p->sv, "slurmctld");
+    p->svc_slurmd = supervisor_find(p->sv, "slurmd");
+    p->health = health_start(p->layout.munge_socket, p->layout.slurm_conf, 2.0);
+    if (!p->health) {
+        log_warn("cannot start the health checks");
+        return -1;
+    }
+    p->slurm_started = true;
+    p->reported = false;
+    return 0;
+}
+
+static void reported(void *arg, bool ok, uint64_t index,
+                     const struct fsm_effects *fx, const char *error)
+{
+    struct peerd *p = arg;
+
+    p->reporting = false;
+    if (ok)
+        p->reported = true;
+    else
+        log_debug("hash report not committed: %s", error);
+}
+
+/* Put this host's config and munge key hashes in the member table, so
+ * that `peerctl members` shows drift.  One report in flight at a time.
+ */
+static void report_hashes(struct peerd *p, double now)
+{
+    struct member m;
+
+    if (!p->slurm_started || p->reported || p->reporting)
+        return;
+    if (members_get(p->cluster.store, p->cluster.node_id, &m, NULL) == 1 &&
+        strcmp(m.config_hash, p->layout.config_hash) == 0 &&
+        strcmp(m.munge_key_hash, p->cluster.munge_key_hash) == 0) {
+        p->reported = true;
+        return;
+    }
+    if (agree_propose(p->agree,
+                      json_pack("{s:s,s:I,s:s,s:s}", "op", "member_report",
+                                "id", (json_int_t)p->cluster.node_id,
+                                "config_hash", p->layout.config_hash,
+                                "munge_key_hash", p->cluster.munge_key_hash),
+                      reported, p, now) == 0)
+        p->reporting = true;
+}
+
+/* Called by agree for every entry applied here. */
+static void on_applied(void *arg, const struct wire_entry *e,
+                       const struct fsm_effects *fx)
+{
+    struct peerd *p = arg;
+    err_t err = {{0}};
+    int rc;
+
+    if (fx->members_changed)
+        sync_peers(p);
+    if (fx->bootstrapped && !p->cluster.have_state) {
+        if ((rc = cluster_load_state(&p->cluster, &err)) != 0) {
+            log_warnx("cannot load the cluster state: %s", err.text);
+            return;
+        }
+        log_info("received the state of cluster '%s' (%s)", p->cluster.name,
+                 p->cluster.id);
+        if (transport_listen_join(p->t, p->cluster.join_pub,
+                                  p->cluster.join_sec, &err) < 0)
+            log_warnx("cannot serve joins: %s", err.text);
+    }
+    if (p->cluster.have_state && !p->slurm_started && fx->members_changed &&
+        p->cluster.node_id != 0) {
+        struct member m;
+        if (members_get(p->cluster.store, p->cluster.node_id, &m, NULL) == 1 &&
+            find_controller(p, &m) == 0)
+            start_slurm(p);
+    }
+    if (fx->config_changed && p->slurm_started) {
+        rc = render_site(p, false, &err);
+        if (rc < 0)
+            log_warnx("%s", err.text);
+        else if (rc > 0) {
+            log_info("rewrote %s (sha256 %.16s...)", p->layout.slurm_conf,
+                     p->layout.config_hash);
+            p->reported = false;
+            if (p->controller)
+                health_reconfigure(p->health);
+        }
+    }
+    (void)e;
+}
+
 /* Feed the newest health report to the supervisor. */
 static void take_health(struct peerd *p, double now)
 {
     struct health_report r;
 
-    if (!health_take(p->health, &r))
+    if (!p->health || !health_take(p->health, &r))
         return;
     json_decref(p->slurm_view);
     p->slurm_view = r.slurm;
@@ -279,7 +531,11 @@ static bool handle_signals(struct peerd *p, int sfd)
     while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGCHLD:
-            supervisor_reap(p->sv, peerd_now());
+            if (p->sv)
+                supervisor_reap(p->sv, peerd_now());
+            else
+                while (waitpid(-1, NULL, WNOHANG) > 0)
+                    ;
             break;
         case SIGTERM:
         case SIGINT:
@@ -287,7 +543,7 @@ static bool handle_signals(struct peerd *p, int sfd)
             go_on = false;
             break;
         case SIGHUP:
-            log_info("SIGHUP: nothing to reload yet");
+            log_info("SIGHUP: nothing to reload");
             break;
         }
     }
@@ -295,49 +551,183 @@ static bool handle_signals(struct peerd *p, int sfd)
 }
 
 #define STARTING_POLL 0.25 /* seconds */
+#define MAX_ITEMS (3 + TRANSPORT_MAX_POLL)
 
-static void loop(struct peerd *p, int sfd)
+/* One round of the loop: wait at most max_wait seconds, serve what is
+ * ready.  Returns false on SIGTERM/SIGINT.
+ */
+static bool loop_once(struct peerd *p, int sfd, double *next_tick,
+                      double *last_poke, double max_wait)
 {
-    zmq_pollitem_t items[3] = {
-        {p->ctl, 0, ZMQ_POLLIN, 0},
-        {NULL, sfd, ZMQ_POLLIN, 0},
-        {NULL, health_fd(p->health), ZMQ_POLLIN, 0},
-    };
-    double last_poke = 0;
+    zmq_pollitem_t items[MAX_ITEMS];
+    double now = peerd_now(), wait = max_wait;
+    int n = 0, nt;
+    bool go_on = true;
 
-    for (;;) {
-        double now = peerd_now();
-        double wait = supervisor_tick(p->sv, now);
+    if (now >= *next_tick) {
+        agree_tick(p->agree, now);
+        *next_tick = now + AGREE_TICK;
+        report_hashes(p, now);
+    }
+    if (*next_tick - now < wait)
+        wait = *next_tick - now;
+    if (p->sv) {
+        double w = supervisor_tick(p->sv, now);
         health_set_active(p->health, supervisor_pid(p->sv, p->svc_munged) > 0,
-                          supervisor_pid(p->sv, p->svc_slurmctld) > 0,
-                          supervisor_pid(p->sv, p->svc_slurmd) > 0);
+                          true, supervisor_pid(p->sv, p->svc_slurmd) > 0);
         /* While a daemon is coming up, check it every STARTING_POLL s
          * rather than every health interval: start-up time is what a
          * person waits for.
          */
         if (supervisor_starting(p->sv)) {
-            if (now - last_poke >= STARTING_POLL) {
+            if (now - *last_poke >= STARTING_POLL) {
                 health_poke(p->health);
-                last_poke = now;
+                *last_poke = now;
             }
-            if (wait > STARTING_POLL)
-                wait = STARTING_POLL;
+            if (w > STARTING_POLL)
+                w = STARTING_POLL;
         }
-        if (zmq_poll(items, 3, (long)(wait * 1000) + 1) < 0) {
-            if (errno == EINTR)
-                continue;
-            log_warnx("zmq_poll: %s", zmq_strerror(errno));
-            continue;
-        }
-        if (items[1].revents & ZMQ_POLLIN) {
-            if (!handle_signals(p, sfd))
-                return;
-        }
-        if (items[2].revents & ZMQ_POLLIN)
-            take_health(p, peerd_now());
-        if (items[0].revents & ZMQ_POLLIN)
-            control_handle(p);
+        if (w < wait)
+            wait = w;
     }
+    agree_flush(p->agree, now);
+
+    items[n++] = (zmq_pollitem_t){p->ctl, 0, ZMQ_POLLIN, 0};
+    items[n++] = (zmq_pollitem_t){NULL, sfd, ZMQ_POLLIN, 0};
+    items[n++] = (zmq_pollitem_t){NULL, p->health ? health_fd(p->health) : -1,
+                                  ZMQ_POLLIN, 0};
+    nt = transport_poll_items(p->t, &items[n]);
+    if (!p->health)
+        items[2].events = 0;
+    if (zmq_poll(items, n + nt, (long)(wait * 1000) + 1) < 0) {
+        if (errno != EINTR)
+            log_warnx("zmq_poll: %s", zmq_strerror(errno));
+        return true;
+    }
+    now = peerd_now();
+    if (items[1].revents & ZMQ_POLLIN)
+        go_on = handle_signals(p, sfd);
+    if (items[2].revents & ZMQ_POLLIN)
+        take_health(p, now);
+    transport_service(p->t);
+    for (;;) {
+        struct wire_msg m;
+        if (transport_recv(p->t, &m) <= 0)
+            break;
+        agree_step(p->agree, &m, now);
+    }
+    for (;;) {
+        struct wire_msg m;
+        unsigned char pub[32], rid[256];
+        size_t ridlen = sizeof(rid);
+        if (transport_recv_join(p->t, &m, pub, rid, &ridlen) <= 0)
+            break;
+        peerd_join_request(p, &m, pub, rid, ridlen);
+        wire_msg_fini(&m);
+    }
+    if (items[0].revents & ZMQ_POLLIN)
+        control_handle(p);
+    agree_flush(p->agree, now);
+    return go_on;
+}
+
+/* A Slurm call that may block for MessageTimeout (or longer when the
+ * controller is gone) runs in a thread of its own; the caller waits a
+ * bounded time and goes on either way.
+ */
+struct slurm_call {
+    char name[64];
+    bool delete; /* delete the node, else drain it */
+    int rc;
+    int err;
+};
+
+static void *slurm_call_run(void *arg)
+{
+    struct slurm_call *c = arg;
+    update_node_msg_t u;
+
+    slurm_init_update_node_msg(&u);
+    u.node_names = c->name;
+    if (!c->delete) {
+        u.node_state = NODE_STATE_DRAIN;
+        u.reason = "peerd: host leaving the cluster";
+        c->rc = slurm_update_node(&u);
+    } else {
+        c->rc = slurm_delete_node(&u);
+    }
+    c->err = c->rc == SLURM_SUCCESS ? 0 : slurm_get_errno();
+    return NULL;
+}
+
+/* Returns 0 done, -1 failed or timed out (message logged). */
+static int slurm_call(const char *name, bool del, double timeout)
+{
+    static struct slurm_call calls[2]; /* outlive a thread we give up on */
+    struct slurm_call *c = &calls[del];
+    struct timespec until;
+    pthread_t th;
+
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->delete = del;
+    c->rc = -1;
+    if (pthread_create(&th, NULL, slurm_call_run, c) != 0)
+        return -1;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)timeout;
+    if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+        pthread_detach(th);
+        log_warnx("could not %s node %s within %.0f s",
+                  del ? "delete" : "drain", name, timeout);
+        return -1;
+    }
+    if (c->rc != SLURM_SUCCESS) {
+        log_warnx("cannot %s node %s: %s", del ? "delete" : "drain", name,
+                  slurm_strerror(c->err));
+        return -1;
+    }
+    return 0;
+}
+
+/* 0 waiting, 1 left, -1 failed; file scope: the callback may run after
+ * leave() gave up waiting (when agree is destroyed).
+ */
+static int leave_done;
+
+static void left(void *arg, bool ok, uint64_t index,
+                 const struct fsm_effects *fx, const char *error)
+{
+    (void)arg;
+    leave_done = ok ? 1 : -1;
+    if (!ok)
+        log_warnx("could not leave the cluster: %s", error);
+}
+
+/* A compute host going away: drain its node, stop slurmd, delete the
+ * node from Slurm and record in the cluster that it left.  Each step is
+ * bounded, so that a cluster without a controller cannot hold us.
+ */
+static void leave(struct peerd *p, int sfd)
+{
+    double next_tick = 0, last_poke = 0, deadline;
+    bool ctl = p->have_report && p->report.slurmctld.ok;
+
+    if (ctl)
+        slurm_call(p->host.name, false, 4.0);
+    supervisor_stop_one(p->sv, p->svc_slurmd, 10.0);
+    if (ctl && slurm_call(p->host.name, true, 4.0) == 0)
+        log_info("removed node %s from Slurm", p->host.name);
+    if (agree_propose(p->agree,
+                      json_pack("{s:s,s:I}", "op", "member_leave", "id",
+                                (json_int_t)p->cluster.node_id),
+                      left, NULL, peerd_now()) < 0)
+        return;
+    deadline = peerd_now() + 3.0;
+    while (leave_done == 0 && peerd_now() < deadline)
+        loop_once(p, sfd, &next_tick, &last_poke, 0.05);
+    if (leave_done == 1)
+        log_info("left the cluster");
 }
 
 /* Pids of our children that are not services: what the daemons left
@@ -397,12 +787,60 @@ static void stop_orphans(void)
         log_info("stopped processes left behind by the daemons");
 }
 
+/* Where to listen and what to tell others: --listen ADDR[:PORT], else
+ * the host's address and the default port.
+ */
+static int plan_addresses(const struct options *o, struct peerd *p, char *bind,
+                          size_t cap, int *port, err_t *err)
+{
+    *port = TRANSPORT_DEFAULT_PORT;
+    snprintf(bind, cap, "%s", p->host.address);
+    if (o->listen && transport_parse_addr(o->listen, bind, cap, port,
+                                          TRANSPORT_DEFAULT_PORT) < 0)
+        return errprintf(err, "bad --listen '%s' (ADDR or ADDR:PORT)",
+                         o->listen);
+    snprintf(p->advertise, sizeof(p->advertise), "%s:%d",
+             strcmp(bind, "*") == 0 || strcmp(bind, "0.0.0.0") == 0
+                 ? p->host.address
+                 : bind,
+             *port);
+    return 0;
+}
+
+/* --join: ask the cluster to admit a new key pair.  Returns 0 or a
+ * sysexits.h code.
+ */
+static int join_first(struct options *o, struct peerd *p, node_key_t *key,
+                      struct join_result *jr, err_t *err)
+{
+    struct join_token tok;
+    int rc;
+
+    if ((rc = cluster_check_fresh(o->data_dir, err)) != 0)
+        return rc;
+    if (token_parse(o->token, &tok, err) < 0)
+        return EX_USAGE;
+    if (node_key_generate(key, err) < 0)
+        return EX_OSERR;
+    log_info("asking %s to admit %s (token %s)", o->join, p->host.name, tok.id);
+    rc = join_request(p->zctx, key, o->join, &tok, p->host.name, p->advertise,
+                      p->host.cpus, p->host.memory_mb, 60.0, jr, err);
+    sodium_memzero(&tok, sizeof(tok));
+    if (rc == 0)
+        log_info("admitted as member %llu", (unsigned long long)jr->node_id);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
     struct peerd p;
+    struct join_result jr;
+    node_key_t joinkey = {0};
     err_t err = {{0}};
-    int sfd, rc;
+    char bind[128];
+    double next_tick = 0, last_poke = 0;
+    int sfd, rc, port;
 
     if (parse_options(argc, argv, &o) < 0)
         return EX_USAGE;
@@ -413,7 +851,10 @@ int main(int argc, char **argv)
     log_init("peerd", o.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, o.syslog);
     memset(&p, 0, sizeof(p));
     p.data_dir = o.data_dir;
+    p.slurm_conf = o.slurm_conf;
+    p.bin = o.bin;
     p.started = peerd_now();
+    p.svc_munged = p.svc_slurmctld = p.svc_slurmd = -1;
 
     if ((sfd = setup_signals()) < 0) {
         log_warn("cannot set up signals");
@@ -423,8 +864,13 @@ int main(int argc, char **argv)
         log_warnx("%s", err.text);
         return EX_SOFTWARE;
     }
+    if (!zmq_has("curve")) {
+        log_warnx("this libzmq has no CURVE security; peerd needs it");
+        return EX_UNAVAILABLE;
+    }
     /* before anything is created: a bad --address must leave no trace */
-    if (hostinfo_detect(&p.host, o.address, &err) < 0) {
+    if (hostinfo_detect(&p.host, o.address, &err) < 0 ||
+        plan_addresses(&o, &p, bind, sizeof(bind), &port, &err) < 0) {
         log_warnx("%s", err.text);
         return EX_USAGE;
     }
@@ -432,59 +878,86 @@ int main(int argc, char **argv)
         log_warnx("%s", err.text);
         return rc;
     }
-    if ((rc = cluster_open(&p.cluster, &o.cluster, &err)) != 0) {
-        log_warnx("%s", err.text);
-        cluster_close(&p.cluster);
-        return rc;
+    if (!(p.zctx = zmq_ctx_new())) {
+        log_warnx("cannot create a ZeroMQ context");
+        return EX_OSERR;
     }
-    log_info("%s cluster '%s' (%s, id %s) in %s",
-             p.cluster.created ? "bootstrapped" : "resumed", p.cluster.name,
-             p.cluster.tier, p.cluster.id, o.data_dir);
-    log_info("this host: %s at %s, %d CPUs, %ld MiB", p.host.name,
-             p.host.address, p.host.cpus, p.host.memory_mb);
-    if ((rc = slurm_prepare(o.data_dir, o.slurm_conf, &p.cluster, &p.host,
-                            &p.layout, &err)) != 0) {
+    if (o.join) {
+        if ((rc = join_first(&o, &p, &joinkey, &jr, &err)) != 0) {
+            log_warnx("%s", err.text);
+            node_key_fini(&joinkey);
+            zmq_ctx_term(p.zctx);
+            return rc;
+        }
+        o.cluster.join_key = &joinkey;
+        o.cluster.join = &jr;
+    }
+    o.cluster.host = &p.host;
+    o.cluster.advertise = p.advertise;
+    rc = cluster_open(&p.cluster, &o.cluster, &err);
+    node_key_fini(&joinkey);
+    if (rc != 0) {
         log_warnx("%s", err.text);
         goto out;
     }
-    log_info("wrote %s (sha256 %.16s...)", p.layout.slurm_conf,
-             p.layout.config_hash);
+    if (p.cluster.have_state)
+        log_info("%s cluster '%s' (%s, id %s) in %s; member %llu",
+                 p.cluster.created ? "bootstrapped" : "resumed", p.cluster.name,
+                 p.cluster.tier, p.cluster.id, o.data_dir,
+                 (unsigned long long)p.cluster.node_id);
+    else
+        log_info("member %llu; waiting for the cluster's state",
+                 (unsigned long long)p.cluster.node_id);
+    log_info("this host: %s at %s, %d CPUs, %ld MiB", p.host.name, p.advertise,
+             p.host.cpus, p.host.memory_mb);
 
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_warn("cannot become a child subreaper");
-    p.zctx = zmq_ctx_new();
-    if (!p.zctx || control_open(&p, &err) < 0) {
-        log_warnx("%s", p.zctx ? err.text : "cannot create a ZeroMQ context");
+    p.t = transport_new(p.zctx, &p.cluster.key, bind, port,
+                        p.cluster.have_state ? p.cluster.join_pub : NULL,
+                        p.cluster.have_state ? p.cluster.join_sec : NULL, &err);
+    if (!p.t) {
+        log_warnx("%s", err.text);
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    p.agree = agree_new(p.cluster.store, p.t, p.cluster.node_id, on_applied, &p,
+                        &err);
+    if (!p.agree) {
+        log_warnx("%s", err.text);
+        rc = EX_DATAERR;
+        goto out;
+    }
+    sync_peers(&p);
+    if (control_open(&p, &err) < 0) {
+        log_warnx("%s", err.text);
         rc = EX_OSERR;
         goto out;
     }
-    p.sv = supervisor_new();
-    if (!p.sv || slurm_add_services(p.sv, &p.layout, &o.bin, p.host.name) < 0) {
-        log_warn("cannot set up the supervisor");
-        rc = EX_OSERR;
+    if (p.cluster.have_state && start_slurm(&p) < 0) {
+        rc = EX_CONFIG;
         goto out;
     }
-    p.svc_munged = supervisor_find(p.sv, "munged");
-    p.svc_slurmctld = supervisor_find(p.sv, "slurmctld");
-    p.svc_slurmd = supervisor_find(p.sv, "slurmd");
-    p.health = health_start(p.layout.munge_socket, p.layout.slurm_conf, 2.0);
-    if (!p.health) {
-        log_warn("cannot start the health checks");
-        rc = EX_OSERR;
-        goto out;
-    }
-    log_info("control socket %s; peerd %s ready", p.ctl_path, PACKAGE_VERSION);
+    log_info("control socket %s; peer socket %s; peerd %s ready", p.ctl_path,
+             p.advertise, PACKAGE_VERSION);
 
-    loop(&p, sfd);
+    while (loop_once(&p, sfd, &next_tick, &last_poke, 1.0))
+        ;
 
     rc = 0;
+    p.stopping = true;
+    if (p.slurm_started && !p.controller)
+        leave(&p, sfd);
     /* no more RPCs to daemons that are going away */
     health_stop(&p.health);
-    supervisor_stop_all(p.sv, 10.0);
+    if (p.sv)
+        supervisor_stop_all(p.sv, 10.0);
     stop_orphans();
 out:
     health_stop(&p.health);
     control_close(&p);
+    agree_destroy(&p.agree);
+    transport_destroy(&p.t);
     if (p.zctx)
         zmq_ctx_term(p.zctx);
     supervisor_destroy(&p.sv);

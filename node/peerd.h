@@ -11,11 +11,13 @@
 
 #include <jansson.h>
 
+#include "node/agree.h"
 #include "node/cluster.h"
 #include "node/health.h"
 #include "node/hostinfo.h"
 #include "node/slurm.h"
 #include "node/supervise.h"
+#include "node/transport.h"
 
 #define PEERD_DEFAULT_DATA_DIR "/var/lib/peerd"
 #define PEERD_DEFAULT_SLURM_CONF "/etc/slurm/slurm.conf"
@@ -23,12 +25,27 @@
 
 struct peerd {
     const char *data_dir;
+    const char *slurm_conf;
+    struct slurm_binaries bin;
     struct cluster cluster;
     struct hostinfo host;
+    char advertise[160]; /* addr:port of our peer socket */
+
+    transport_t *t;
+    agree_t *agree;
+
+    /* Slurm: set up once the cluster state is here */
+    bool slurm_started;
+    bool controller; /* this host runs slurmctld */
+    uint64_t controller_id;
+    char ctl_name[64];
+    char ctl_addr[64];
     struct slurm_layout layout;
     supervisor_t *sv;
     health_t *health;
     int svc_munged, svc_slurmctld, svc_slurmd;
+    bool reported; /* our hashes are in the member table */
+    bool reporting;
 
     /* last health report */
     struct health_report report;
@@ -40,6 +57,8 @@ struct peerd {
     char ctl_path[PATH_MAX];
     uint64_t ctl_requests;
     uint64_t ctl_malformed;
+    uint64_t joins_admitted;
+    uint64_t joins_refused;
 
     double started; /* monotonic */
     bool stopping;
@@ -57,5 +76,13 @@ void control_handle(struct peerd *p);
 
 /* The status document (doc/json.md).  New reference. */
 json_t *control_status(struct peerd *p);
+
+/* Members as peerctl members --json prints them.  New reference. */
+json_t *control_members(struct peerd *p);
+
+/* The join server: answer a JOIN_REQ from a host with CURVE key pub. */
+void peerd_join_request(struct peerd *p, struct wire_msg *m,
+                        const unsigned char pub[32], const unsigned char *rid,
+                        size_t ridlen);
 
 #endif

@@ -20,6 +20,33 @@
  * Invariant checked by tests/sim: at most one leader per term; a
  * committed entry is never lost or changed; logs that share an index and
  * term are identical up to it.
+ *
+ * The whole log stays in memory: no compaction and no snapshots in this
+ * version (raft_new takes the full log).
+ *
+ * How the shared struct wire_raft fields are used, beyond proto/wire.h:
+ *   VOTE:        hint = 1 when the campaign was started by TIMEOUT_NOW
+ *                (a leadership transfer): voters then grant it although
+ *                they heard from a leader recently; 0 otherwise.
+ *   PREVOTE:     term = the pre-candidate's term + 1 (its own term does
+ *                not change); a grant answers with that term, a refusal
+ *                with the voter's term.
+ *   APPEND:      a heartbeat is an APPEND without entries whose index is
+ *                the follower's match index and whose commit is
+ *                min(commit, match).
+ *   APPEND_RESP: on reject, index = the rejected prev index and hint =
+ *                the highest index where the follower's log may still
+ *                agree (its last index, or the index before its run of
+ *                entries with the conflicting term).
+ * Requests (PREVOTE, VOTE, TIMEOUT_NOW) and answers from peers outside
+ * the configuration are ignored; APPEND is taken from any peer with a
+ * current term, since a new leader may know a configuration we have not
+ * seen yet.  A learner answers vote requests like any peer (a candidate
+ * whose configuration already promoted it needs that answer) but only
+ * the votes of the candidate's own voters are counted; learners never
+ * campaign and never count towards a quorum.  A leader keeps sending the
+ * log to a peer it removed until that peer holds the removing entry, so
+ * that it learns to stop campaigning.
  */
 #ifndef PEERD_RAFT_H
 #define PEERD_RAFT_H
@@ -72,7 +99,11 @@ struct raft_options {
  * hard_state_changed) and the entries (truncating the stored log after
  * entries[0].index - 1 first), then send the messages, then apply the
  * committed entries in order.  All pointers are borrowed until
- * raft_advance().
+ * raft_advance().  Persist hard state and entries in one transaction
+ * (or the hard state first): raft_new refuses a log entry newer than
+ * hs.term, and cuts a commit index past the log back to it.  Between
+ * raft_ready() and raft_advance() call no raft_ function other than the
+ * views (asserted).
  */
 struct raft_ready {
     bool hard_state_changed;
@@ -89,8 +120,12 @@ struct raft_ready {
 /* A new peer.  conf is the membership to start with (from the last
  * applied RAFT_ENTRY_CONF or the bootstrap); hs and log restore what was
  * persisted (log entries 1..n in order; n may be 0).  Copies everything.
+ * The latest RAFT_ENTRY_CONF in the log, committed or not, overrides
+ * conf (a configuration takes effect when appended); conf is used again
+ * only if a new leader truncates every RAFT_ENTRY_CONF away.
  * applied = the index already applied to the state machine (committed
- * entries up to it are not handed out again).  NULL + errno on failure.
+ * entries up to it are not handed out again).  NULL + errno on failure
+ * (EINVAL: bad options, configuration or log, applied > n; ENOMEM).
  */
 raft_t *raft_new(const struct raft_options *opt, const struct raft_conf *conf,
                  const struct raft_hard_state *hs, const struct wire_entry *log,
@@ -101,20 +136,29 @@ void raft_destroy(raft_t **rp);
 void raft_tick(raft_t *r);
 
 /* A message from peer `from`.  Returns 0, or -1 (errno EINVAL) if the
- * message is not acceptable (unknown type); stale terms are ignored
- * with 0.
+ * message is not acceptable (unknown type, entries on a message other
+ * than APPEND, entries that do not follow prev and each other, an APPEND
+ * that contradicts committed entries) and then nothing changed; -1 with
+ * ENOMEM drops the message as if lost.  Stale terms, strangers and
+ * messages from ourselves or from 0 are ignored with 0.
  */
 int raft_step(raft_t *r, enum wire_type type, uint64_t from,
               const struct wire_raft *m);
 
 /* Propose an entry (copied).  Returns its index, or 0 with errno
  * EPERM when this peer is not the leader (or is transferring), EBUSY
- * for a second membership change while one is uncommitted.
+ * for a second membership change while one is uncommitted or before the
+ * leader committed an entry of its term, EINVAL for data NULL with len >
+ * 0, an entry too large for one APPEND frame (WIRE_MAX_FRAME less 277
+ * bytes), or a RAFT_ENTRY_CONF that does not decode, has no voter or
+ * changes more than one voter; ENOMEM.
  */
 uint64_t raft_propose(raft_t *r, uint8_t type, const void *data, size_t len);
 
 /* Hand leadership to `to` (a voter with an up-to-date log): stop
- * accepting proposals, bring it up to date, send it TIMEOUT_NOW.
+ * accepting proposals, bring it up to date, send it TIMEOUT_NOW.  The
+ * transfer is abandoned (proposals accepted again) after an election
+ * timeout; to = this peer cancels a transfer in progress.
  * Returns 0 or -1 (EPERM not leader, EINVAL not a voter).
  */
 int raft_transfer(raft_t *r, uint64_t to);
@@ -133,13 +177,20 @@ const struct raft_conf *raft_conf(raft_t *r);
 /* The leader's view of a peer's match index (0 if unknown / not leader). */
 uint64_t raft_match(raft_t *r, uint64_t id);
 /* True while the leader has heard from a quorum within the last
- * election timeout (check-quorum lease); false on non-leaders.
+ * election timeout (check-quorum lease); false on non-leaders.  Counted
+ * from when answers arrived, not when the heartbeats left: a caller that
+ * fences on it must allow for message delay and clock drift.
  */
 bool raft_has_quorum(raft_t *r);
 /* An entry of the in-memory log (NULL if compacted/absent); borrowed. */
 const struct wire_entry *raft_entry(raft_t *r, uint64_t index);
 
-/* Membership entries' payload. */
+/* Membership entries' payload: version u8 (1), n u32, then n times
+ * (id u64, flags u8: 1 = voter), big-endian, nothing after.  encode:
+ * -1 EINVAL for a bad configuration, ENOSPC if cap is short (*len says
+ * how much is needed).  decode: -1 EINVAL for anything else than exactly
+ * that with n <= RAFT_MAX_PEERS, ids non-zero and distinct.
+ */
 int raft_conf_encode(const struct raft_conf *c, unsigned char *buf, size_t cap,
                      size_t *len);
 int raft_conf_decode(const unsigned char *buf, size_t len, struct raft_conf *c);

@@ -66,6 +66,22 @@ static int check_value(const char *name, const char *v, err_t *err)
     return 0;
 }
 
+/* A value added by an administrator may hold '=' and ',' (Slurm's own
+ * sub-options) but nothing that ends or comments out the line.
+ */
+static int check_extra(const char *v, err_t *err)
+{
+    if (!*v)
+        return errprintf(err, "slurm.conf: an added setting is empty");
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == '#' || *p >= 0x7f)
+            return errprintf(err,
+                             "slurm.conf: added value '%s' has a "
+                             "character Slurm cannot take",
+                             v);
+    return 0;
+}
+
 char *render_slurm_conf(const struct slurm_params *p, err_t *err)
 {
     struct buf b = {0};
@@ -125,6 +141,19 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
         p->node_name, p->node_addr, p->node_cpus, p->node_memory_mb);
     put(&b, "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE "
             "State=UP\n");
+    for (size_t i = 0; i < p->n_extra; i++) {
+        const char *eq = strchr(p->extra[i], '=');
+        if (!eq || eq == p->extra[i] || check_extra(eq + 1, err) < 0) {
+            if (!eq || eq == p->extra[i])
+                errprintf(err, "slurm.conf: '%s' is not Key=Value",
+                          p->extra[i]);
+            free(b.data);
+            return NULL;
+        }
+        if (i == 0)
+            put(&b, "# added with peerctl config set slurm.<Key>:\n");
+        put(&b, "%s\n", p->extra[i]);
+    }
     if (b.failed) {
         free(b.data);
         errprintf(err, "cannot render slurm.conf: out of memory");

@@ -22,6 +22,9 @@ struct slurm_params {
     int node_cpus;
     long node_memory_mb;
     int max_nodes; /* MaxNodeCount, room for dynamic nodes */
+    /* extra "Key=Value" lines (config slurm.<Key>), in a fixed order */
+    const char *const *extra;
+    size_t n_extra;
 };
 
 /* The first line of every file peerd renders; used to recognise a file

@@ -28,70 +28,81 @@ static void munge_user(uid_t *uid, gid_t *gid)
 
 #define PATHF(dst, ...) snprintf(dst, sizeof(dst), __VA_ARGS__)
 
-/* Refuse to overwrite a slurm.conf that somebody else wrote. */
-static int check_ours(const char *path, err_t *err)
+/* Refuse to overwrite a slurm.conf that somebody else wrote.  Returns 1
+ * if the file is ours (old content in *old), 0 if absent, -1.
+ */
+static int read_ours(const char *path, char **old, err_t *err)
 {
     size_t len;
-    char *old = file_read(path, 1 << 20, &len, err);
-    int ours;
+    char *text = file_read(path, 1 << 20, &len, err);
 
-    if (!old)
+    *old = NULL;
+    if (!text)
         return errno == ENOENT ? 0 : -1;
-    ours = strncmp(old, RENDER_MARKER, strlen(RENDER_MARKER)) == 0;
-    free(old);
-    if (!ours)
+    if (strncmp(text, RENDER_MARKER, strlen(RENDER_MARKER)) != 0) {
+        free(text);
         return errprintf(err,
                          "%s exists and was not written by peerd; "
                          "move it away or use --slurm-conf PATH",
                          path);
-    return 0;
+    }
+    *old = text;
+    return 1;
 }
 
-static int write_slurm_conf(const char *path, const struct cluster *c,
-                            const struct hostinfo *hi, struct slurm_layout *l,
-                            err_t *err)
+int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
+                 err_t *err)
 {
     char dir[PATH_MAX];
-    char *slash, *text;
+    char *slash, *text, *old = NULL;
     struct slurm_params p = {
-        .cluster_name = c->name,
-        .ctl_host = hi->name,
-        .ctl_addr = hi->address,
+        .cluster_name = site->cluster_name,
+        .ctl_host = site->ctl_name,
+        .ctl_addr = site->ctl_addr,
         .munge_socket = l->munge_socket,
         .state_dir = l->state_dir,
         .spool_dir = l->spool_dir,
         .run_dir = l->run_dir,
-        .node_name = hi->name,
-        .node_addr = hi->address,
-        .node_cpus = hi->cpus,
-        .node_memory_mb = hi->memory_mb,
+        .node_name = site->ctl_name,
+        .node_addr = site->ctl_addr,
+        .node_cpus = site->ctl_cpus,
+        .node_memory_mb = site->ctl_memory_mb,
         .max_nodes = 1024,
+        .extra = site->extra,
+        .n_extra = site->n_extra,
     };
     int rc;
 
-    PATHF(dir, "%s", path);
+    PATHF(dir, "%s", l->slurm_conf);
     if ((slash = strrchr(dir, '/')) && slash != dir) {
         *slash = '\0';
         if (file_mkdir_p(dir, 0755, err) < 0)
-            return EX_CANTCREAT;
+            return -1;
     }
-    if (check_ours(path, err) < 0)
-        return EX_CONFIG;
-    if (!(text = render_slurm_conf(&p, err)))
-        return EX_CONFIG;
-    rc = file_write_atomic(path, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1,
-                           err);
-    if (rc == 0)
+    if (read_ours(l->slurm_conf, &old, err) < 0)
+        return -1;
+    if (!(text = render_slurm_conf(&p, err))) {
+        free(old);
+        return -1;
+    }
+    if (old && strcmp(old, text) == 0) {
+        rc = 0;
+    } else {
+        rc = file_write_atomic(l->slurm_conf, text, strlen(text), 0644,
+                               (uid_t)-1, (gid_t)-1, err);
+        rc = rc < 0 ? -1 : 1;
+    }
+    if (rc >= 0)
         file_sha256_hex(text, strlen(text), l->config_hash);
     free(text);
-    return rc < 0 ? EX_CANTCREAT : 0;
+    free(old);
+    return rc;
 }
 
 int slurm_prepare(const char *data_dir, const char *slurm_conf_path,
-                  const struct cluster *c, const struct hostinfo *hi,
+                  const struct cluster *c, const struct slurm_site *site,
                   struct slurm_layout *l, err_t *err)
 {
-    char munge_run[PATH_MAX], slurm_dir[PATH_MAX];
     uid_t muid;
     gid_t mgid;
 
@@ -99,34 +110,37 @@ int slurm_prepare(const char *data_dir, const char *slurm_conf_path,
     munge_user(&muid, &mgid);
     PATHF(l->munge_dir, "%s/munge", data_dir);
     PATHF(l->munge_key, "%s/munge/munge.key", data_dir);
-    PATHF(l->run_dir, "%s/run", data_dir);
-    PATHF(munge_run, "%s/run/munge", data_dir);
-    PATHF(l->munge_socket, "%s/run/munge/munge.socket.2", data_dir);
+    PATHF(l->munge_socket, "%s", SLURM_MUNGE_SOCKET);
+    PATHF(l->run_dir, "%s", SLURM_RUN_DIR);
     PATHF(l->log_dir, "%s/log", data_dir);
-    PATHF(slurm_dir, "%s/slurm", data_dir);
-    PATHF(l->state_dir, "%s/slurm/state", data_dir);
-    PATHF(l->spool_dir, "%s/slurm/spool", data_dir);
+    PATHF(l->state_dir, "%s", SLURM_STATE_DIR);
+    PATHF(l->spool_dir, "%s", SLURM_SPOOL_DIR);
     PATHF(l->slurm_conf, "%s", slurm_conf_path);
 
     if (file_ensure_dir(l->munge_dir, 0700, muid, mgid, err) < 0 ||
+        file_ensure_dir("/run/munge", 0755, muid, mgid, err) < 0 ||
         file_ensure_dir(l->run_dir, 0755, 0, 0, err) < 0 ||
-        file_ensure_dir(munge_run, 0755, muid, mgid, err) < 0 ||
         file_ensure_dir(l->log_dir, 0755, 0, 0, err) < 0 ||
-        file_ensure_dir(slurm_dir, 0755, 0, 0, err) < 0 ||
+        file_mkdir_p("/var/lib/slurm", 0755, err) < 0 ||
         file_ensure_dir(l->state_dir, 0700, 0, 0, err) < 0 ||
         file_ensure_dir(l->spool_dir, 0755, 0, 0, err) < 0)
         return EX_CANTCREAT;
     if (file_write_atomic(l->munge_key, c->munge_key->data, c->munge_key->len,
                           0400, muid, mgid, err) < 0)
         return EX_CANTCREAT;
-    return write_slurm_conf(slurm_conf_path, c, hi, l, err);
+    if (slurm_render(site, l, err) < 0)
+        return strstr(err->text, "not written by peerd") ? EX_CONFIG
+                                                         : EX_CANTCREAT;
+    return 0;
 }
 
 int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
-                       const struct slurm_binaries *bin, const char *node_name)
+                       const struct slurm_binaries *bin, const char *node_name,
+                       bool controller, const char *ctl_addr, int cpus,
+                       long memory_mb)
 {
     char sock[PATH_MAX + 16], key[PATH_MAX + 16], pid[PATH_MAX + 16],
-        seed[PATH_MAX + 16], logs[3][PATH_MAX];
+        seed[PATH_MAX + 16], logs[3][PATH_MAX], server[160], conf[96];
     uid_t muid;
     gid_t mgid;
     int m, c;
@@ -139,6 +153,8 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
     snprintf(logs[0], sizeof(logs[0]), "%s/munged.log", l->log_dir);
     snprintf(logs[1], sizeof(logs[1]), "%s/slurmctld.log", l->log_dir);
     snprintf(logs[2], sizeof(logs[2]), "%s/slurmd.log", l->log_dir);
+    snprintf(server, sizeof(server), "%s:6817", ctl_addr);
+    snprintf(conf, sizeof(conf), "CPUs=%d RealMemory=%ld", cpus, memory_mb);
 
     /* munged logs to stderr in the foreground; its own log file would
      * only duplicate that, so it goes to /dev/null.
@@ -146,8 +162,11 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
     const char *munged[] = {bin->munged, "--foreground",         sock, key, pid,
                             seed,        "--log-file=/dev/null", NULL};
     const char *slurmctld[] = {bin->slurmctld, "-D", "-f", l->slurm_conf, NULL};
-    const char *slurmd[] = {bin->slurmd, "-D",      "-f", l->slurm_conf,
-                            "-N",        node_name, NULL};
+    const char *slurmd_static[] = {bin->slurmd, "-D",      "-f", l->slurm_conf,
+                                   "-N",        node_name, NULL};
+    const char *slurmd_dynamic[] = {
+        bin->slurmd, "-D", "-Z", "--conf-server", server,
+        "--conf",    conf, "-N", node_name,       NULL};
     struct svc_spec spec = {
         .name = "munged",
         .argv = munged,
@@ -161,21 +180,22 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
 
     if ((m = supervisor_add(sv, &spec)) < 0)
         return -1;
-    spec.name = "slurmctld";
-    spec.argv = slurmctld;
-    spec.log_path = logs[1];
+    c = m;
     spec.uid = (uid_t)-1;
     spec.gid = (gid_t)-1;
-    spec.depends_on = m;
     spec.start_timeout = 60;
     spec.hang_timeout = 120;
-    if ((c = supervisor_add(sv, &spec)) < 0)
-        return -1;
+    if (controller) {
+        spec.name = "slurmctld";
+        spec.argv = slurmctld;
+        spec.log_path = logs[1];
+        spec.depends_on = m;
+        if ((c = supervisor_add(sv, &spec)) < 0)
+            return -1;
+    }
     spec.name = "slurmd";
-    spec.argv = slurmd;
+    spec.argv = controller ? slurmd_static : slurmd_dynamic;
     spec.log_path = logs[2];
     spec.depends_on = c;
-    spec.start_timeout = 60;
-    spec.hang_timeout = 120;
     return supervisor_add(sv, &spec) < 0 ? -1 : 0;
 }

@@ -1,24 +1,32 @@
 /* slurm.h - lay out this host's Slurm and munge files and services
  *
- * Everything lives under the data dir except slurm.conf, which goes where
- * Slurm's commands look by default (/etc/slurm/slurm.conf) so that `sinfo`
- * works on the host with no environment variable:
- *   DATA/munge/        0700 munge   munge.key (0400 munge), seed, pid
- *   DATA/run/          0755 root    slurmctld/slurmd pid files
- *   DATA/run/munge/    0755 munge   munge.socket.2
- *   DATA/log/          0755 root    <daemon>.log
- *   DATA/slurm/state/  0700 root    StateSaveLocation
- *   DATA/slurm/spool/  0755 root    SlurmdSpoolDir
+ * The munge key file lives in the data dir; what slurm.conf names lives
+ * where Debian's Slurm keeps it, because the controller hands one
+ * slurm.conf to every host (configless) and its paths must mean the same
+ * on every host:
+ *   DATA/munge/                   0700 munge  munge.key (0400), seed, pid
+ *   DATA/log/                     0755 root   <daemon>.log
+ *   /run/munge/munge.socket.2            munge  this host's munged
+ *   /run/slurm/                   0755 root   pid files
+ *   /var/lib/slurm/slurmctld/     0700 root   StateSaveLocation
+ *   /var/lib/slurm/slurmd/        0755 root   SlurmdSpoolDir
+ *   /etc/slurm/slurm.conf         0644 root   (--slurm-conf) for commands
  */
 #ifndef PEERD_SLURM_H
 #define PEERD_SLURM_H
 
 #include <limits.h>
+#include <stdbool.h>
 
 #include "node/cluster.h"
 #include "node/hostinfo.h"
 #include "node/supervise.h"
 #include "proto/err.h"
+
+#define SLURM_MUNGE_SOCKET "/run/munge/munge.socket.2"
+#define SLURM_RUN_DIR "/run/slurm"
+#define SLURM_STATE_DIR "/var/lib/slurm/slurmctld"
+#define SLURM_SPOOL_DIR "/var/lib/slurm/slurmd"
 
 struct slurm_layout {
     char munge_dir[PATH_MAX];
@@ -32,6 +40,17 @@ struct slurm_layout {
     char config_hash[65]; /* SHA-256 of the slurm.conf written */
 };
 
+/* What slurm.conf says, from the replicated state. */
+struct slurm_site {
+    const char *cluster_name;
+    const char *ctl_name; /* the controller host and its static node */
+    const char *ctl_addr;
+    int ctl_cpus;
+    long ctl_memory_mb;
+    const char *const *extra; /* "Key=Value" from config slurm.<Key> */
+    size_t n_extra;
+};
+
 struct slurm_binaries {
     const char *munged, *slurmctld, *slurmd; /* name or path */
 };
@@ -42,13 +61,23 @@ struct slurm_binaries {
  * peerd; EX_CANTCREAT when a file cannot be written).
  */
 int slurm_prepare(const char *data_dir, const char *slurm_conf_path,
-                  const struct cluster *c, const struct hostinfo *hi,
+                  const struct cluster *c, const struct slurm_site *site,
                   struct slurm_layout *l, err_t *err);
 
-/* Register munged, slurmctld and slurmd with the supervisor, in that
- * order, each depending on the one before.  Returns 0 or -1.
+/* Render and write slurm.conf again (the site changed).  Returns 1 if
+ * the file changed, 0 if it is the same, -1 with err.
+ */
+int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
+                 err_t *err);
+
+/* Register munged, then slurmctld (controller only), then slurmd, each
+ * depending on the one before.  The controller's slurmd is its static
+ * node; elsewhere slurmd is a dynamic node (-Z) that takes its
+ * configuration from the controller (--conf-server).  Returns 0 or -1.
  */
 int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
-                       const struct slurm_binaries *bin, const char *node_name);
+                       const struct slurm_binaries *bin, const char *node_name,
+                       bool controller, const char *ctl_addr, int cpus,
+                       long memory_mb);
 
 #endif

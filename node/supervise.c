@@ -496,18 +496,24 @@ static void wait_gone(struct svc *s, double grace)
     s->pid = 0;
 }
 
+void supervisor_stop_one(supervisor_t *sv, int idx, double grace)
+{
+    struct svc *s;
+
+    if (idx < 0 || idx >= sv->n)
+        return;
+    s = &sv->svc[idx];
+    set_state(s, SVC_STOPPED, mono_now());
+    if (s->pid > 0) {
+        kill_service(s, SIGTERM);
+        wait_gone(s, grace);
+    }
+}
+
 void supervisor_stop_all(supervisor_t *sv, double grace)
 {
-    double now = mono_now();
-
-    for (int i = sv->n - 1; i >= 0; i--) {
-        struct svc *s = &sv->svc[i];
-        set_state(s, SVC_STOPPED, now);
-        if (s->pid > 0) {
-            kill_service(s, SIGTERM);
-            wait_gone(s, grace);
-        }
-    }
+    for (int i = sv->n - 1; i >= 0; i--)
+        supervisor_stop_one(sv, i, grace);
 }
 
 json_t *supervisor_json(supervisor_t *sv, double now)

@@ -82,6 +82,9 @@ bool supervisor_healthy(supervisor_t *sv);
  */
 void supervisor_stop_all(supervisor_t *sv, double grace);
 
+/* Stop one service (SIGTERM, SIGKILL after grace); it is not restarted. */
+void supervisor_stop_one(supervisor_t *sv, int idx, double grace);
+
 /* JSON array of services: name, state, pid, restarts, healthy,
  * last_error, since (seconds in the current state).  New reference.
  */

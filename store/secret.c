@@ -74,7 +74,16 @@ static int hex_field(const char *text, const char *name, unsigned char *out,
     return 0;
 }
 
-static int node_key_create(const char *path, node_key_t *key, err_t *err)
+int node_key_generate(node_key_t *key, err_t *err)
+{
+    memset(key, 0, sizeof(*key));
+    if (!(key->sec = secret_new(SECRET_KEY_BYTES)))
+        return errprintf_errno(err, "cannot create the node key");
+    crypto_box_keypair(key->pub, key->sec->data);
+    return 0;
+}
+
+int node_key_save(const char *path, const node_key_t *key, err_t *err)
 {
     char pubhex[2 * SECRET_KEY_BYTES + 1];
     char *sechex = NULL;
@@ -82,14 +91,12 @@ static int node_key_create(const char *path, node_key_t *key, err_t *err)
     size_t textlen = 512;
     int rc = -1;
 
-    key->sec = secret_new(SECRET_KEY_BYTES);
     sechex = sodium_malloc(2 * SECRET_KEY_BYTES + 1);
     text = sodium_malloc(textlen);
-    if (!key->sec || !sechex || !text) {
-        errprintf_errno(err, "cannot create the node key");
+    if (!sechex || !text) {
+        errprintf_errno(err, "cannot write the node key");
         goto out;
     }
-    crypto_box_keypair(key->pub, key->sec->data);
     sodium_bin2hex(pubhex, sizeof(pubhex), key->pub, SECRET_KEY_BYTES);
     sodium_bin2hex(sechex, 2 * SECRET_KEY_BYTES + 1, key->sec->data,
                    SECRET_KEY_BYTES);
@@ -104,9 +111,18 @@ out:
         sodium_free(sechex);
     if (text)
         sodium_free(text);
-    if (rc < 0)
-        node_key_fini(key);
     return rc;
+}
+
+static int node_key_create(const char *path, node_key_t *key, err_t *err)
+{
+    if (node_key_generate(key, err) < 0)
+        return -1;
+    if (node_key_save(path, key, err) < 0) {
+        node_key_fini(key);
+        return -1;
+    }
+    return 0;
 }
 
 int node_key_load(const char *path, int create, node_key_t *key, err_t *err)

@@ -47,6 +47,11 @@ typedef struct {
 int node_key_load(const char *path, int create, node_key_t *key, err_t *err);
 void node_key_fini(node_key_t *key);
 
+/* A new key pair in memory (not saved). */
+int node_key_generate(node_key_t *key, err_t *err);
+/* Write a key pair to path (mode 0600, atomically). */
+int node_key_save(const char *path, const node_key_t *key, err_t *err);
+
 /* Seal the data key to pub.  *out is malloc'd, *outlen bytes. */
 int secret_seal(const unsigned char pub[SECRET_KEY_BYTES], const secret_t *s,
                 unsigned char **out, size_t *outlen, err_t *err);

@@ -338,3 +338,56 @@ int store_put_blob(store_t *s, const char *name, const void *data, size_t len,
     return put(s, "INSERT OR REPLACE INTO secret (name, value) VALUES (?1, ?2)",
                name, data, len, false, err);
 }
+
+int store_config_lines(store_t *s, const char *prefix, char ***linesp,
+                       size_t *np, err_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    char **lines = NULL;
+    size_t n = 0, plen = strlen(prefix);
+    int rc;
+
+    *linesp = NULL;
+    *np = 0;
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT key, value FROM config WHERE "
+                            "substr(key, 1, ?2) = ?1 ORDER BY key",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return sql_fail(s, err, "database read failed", rc);
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)plen);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        char **p = realloc(lines, (n + 1) * sizeof(*p));
+        size_t len;
+        if (!p)
+            goto oom;
+        lines = p;
+        len = strlen(k + plen) + strlen(v ? v : "") + 2;
+        if (!(lines[n] = malloc(len)))
+            goto oom;
+        snprintf(lines[n], len, "%s=%s", k + plen, v ? v : "");
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_lines_free(lines, n);
+        return sql_fail(s, err, "database read failed", rc);
+    }
+    *linesp = lines;
+    *np = n;
+    return 0;
+oom:
+    sqlite3_finalize(st);
+    store_lines_free(lines, n);
+    return errprintf_errno(err, "database read failed");
+}
+
+void store_lines_free(char **lines, size_t n)
+{
+    for (size_t i = 0; lines && i < n; i++)
+        free(lines[i]);
+    free(lines);
+}

@@ -57,6 +57,13 @@ int store_get(store_t *s, enum store_table t, const char *key, char **value,
 int store_set(store_t *s, enum store_table t, const char *key,
               const char *value, err_t *err);
 
+/* All config keys that start with prefix, as malloc'd "Rest=Value" lines
+ * (prefix stripped), ordered by key.  Free with store_lines_free.
+ */
+int store_config_lines(store_t *s, const char *prefix, char ***lines, size_t *n,
+                       err_t *err);
+void store_lines_free(char **lines, size_t n);
+
 /* Blobs in the secret table.  store_get_blob returns 1 with a malloc'd
  * copy (*len bytes), 0 if absent, -1 on error.
  */
