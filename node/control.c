@@ -156,6 +156,9 @@ json_t *control_members(struct peerd *p)
             v[i].id == p->controller_id ? "controller" : "compute", "voter",
             v[i].voter, "state", v[i].state, "cpus", v[i].cpus, "memory_mb",
             (json_int_t)v[i].memory_mb, "self", self);
+        char pub[65];
+        sodium_bin2hex(pub, sizeof(pub), v[i].pubkey, 32);
+        json_object_set_new(o, "pubkey", json_string(pub));
         json_object_set_new(o, "last_heard",
                             heard >= 0 ? json_real(heard) : json_null());
         json_object_set_new(o, "config_hash", str_or_null(v[i].config_hash));

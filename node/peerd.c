@@ -714,16 +714,16 @@ static void leave(struct peerd *p, int sfd)
     bool ctl = p->have_report && p->report.slurmctld.ok;
 
     if (ctl)
-        slurm_call(p->host.name, false, 4.0);
+        slurm_call(p->host.name, false, 2.0);
     supervisor_stop_one(p->sv, p->svc_slurmd, 10.0);
-    if (ctl && slurm_call(p->host.name, true, 4.0) == 0)
+    if (ctl && slurm_call(p->host.name, true, 2.0) == 0)
         log_info("removed node %s from Slurm", p->host.name);
     if (agree_propose(p->agree,
                       json_pack("{s:s,s:I}", "op", "member_leave", "id",
                                 (json_int_t)p->cluster.node_id),
                       left, NULL, peerd_now()) < 0)
         return;
-    deadline = peerd_now() + 3.0;
+    deadline = peerd_now() + 2.0;
     while (leave_done == 0 && peerd_now() < deadline)
         loop_once(p, sfd, &next_tick, &last_poke, 0.05);
     if (leave_done == 1)

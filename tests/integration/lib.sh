@@ -12,6 +12,7 @@ IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PEERD:?set PEERD to the peerd binary}"
 : "${PEERCTL:?set PEERCTL to the peerctl binary}"
 : "${CTLSEND:=$(dirname "$PEERD")/tests/ctlsend}"
+: "${PEERSEND:=$(dirname "$PEERD")/tests/peersend}"
 
 # it_status K: peerctl status --json of hK (whatever its exit status).
 it_status() {
@@ -63,4 +64,25 @@ it_no_procs() {
 # it_field_is DESC K FILTER EXPECTED: a TAP test on one status field.
 it_field_is() {
     t_is "$1" "$(it_json "$2" "$3")" "$4"
+}
+
+# it_nodes K: "name state" of every node in sinfo on hK, sorted, one line.
+it_nodes() {
+    th_run "$1" sinfo -h -N -o '%N %t' 2>/dev/null | sort -u | tr '\n' ' '
+}
+
+# it_nodes_are K "h1 idle h2 idle ": wait helper.
+it_nodes_are() {
+    [ "$(it_nodes "$1")" = "$2" ]
+}
+
+# it_members K: the replicated part of hK's member list, one line.
+it_members() {
+    th_peerctl "$1" members --json 2>/dev/null |
+        jq -c '[.[] | {id, name, address, role, voter, state}]'
+}
+
+# it_join K TOKEN: start a peer on hK that joins h1.
+it_join() {
+    th_peerd_start "$1" --join "$(th_addr 1)" --token "$2" >/dev/null
 }
