@@ -63,8 +63,8 @@ static int send_raw(const char *host, int port, const unsigned char *buf,
     return 0;
 }
 
-static int send_curve(const char *host, int port, const char *keyhex,
-                      int count, const unsigned char *buf, size_t len)
+static int send_curve(const char *host, int port, const char *keyhex, int count,
+                      const unsigned char *buf, size_t len)
 {
     unsigned char server[32], pub[32], sec[32];
     size_t got = 0;
@@ -72,8 +72,8 @@ static int send_curve(const char *host, int port, const char *keyhex,
     int linger = 200, rc = 0;
     void *ctx, *s;
 
-    if (sodium_hex2bin(server, 32, keyhex, strlen(keyhex), NULL, &got,
-                       NULL) < 0 ||
+    if (sodium_hex2bin(server, 32, keyhex, strlen(keyhex), NULL, &got, NULL) <
+            0 ||
         got != 32) {
         fprintf(stderr, "peersend: bad key\n");
         return 64;
