@@ -132,6 +132,12 @@ static int op_bootstrap(store_t *s, json_t *o, uint64_t index,
     char idtext[32];
     int rc;
 
+    char *have = NULL;
+    if (store_get(s, STORE_CONFIG, "cluster_id", &have, err) < 0)
+        return -1;
+    free(have);
+    if (have)
+        return ignore(fx, "the cluster is bootstrapped already");
     if (json_unpack(o, "{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "cluster_name", &name,
                     "cluster_id", &id, "tier", &tier, "join_pub", &join_pub,
                     "munge_key", &munge, "join_key", &join_key, "member",
@@ -257,8 +263,10 @@ static int op_member_add(store_t *s, json_t *o, uint64_t index,
         /* the host left and comes back with a new key: rename the old row
          * so that the name is free (UNIQUE); its id stays in the history
          */
-        snprintf(old.name, sizeof(old.name), "%s~%llu", m.name,
-                 (unsigned long long)old.id);
+        char suffix[24];
+        snprintf(suffix, sizeof(suffix), "~%llu", (unsigned long long)old.id);
+        snprintf(old.name, sizeof(old.name), "%.*s%s",
+                 (int)(sizeof(old.name) - 1 - strlen(suffix)), m.name, suffix);
         if (members_put(s, &old, err) < 0)
             return -1;
     }
@@ -379,6 +387,15 @@ int fsm_apply(store_t *s, const struct wire_entry *e, struct fsm_effects *fx,
         rc = apply_conf(s, e, fx, err);
     else if (e->type == FSM_ENTRY)
         rc = apply_user(s, e, fx, err);
+    if (rc > 0) {
+        /* ignored: whatever it wrote before it found out goes, only the
+         * applied index stays (and, for a refused member_add, nothing
+         * else of it either)
+         */
+        store_rollback(s);
+        if (store_begin(s, err) < 0)
+            return -1;
+    }
     if (rc < 0 || raftlog_set_applied(s, e->index, err) < 0 ||
         store_commit(s, err) < 0) {
         store_rollback(s);

@@ -70,8 +70,8 @@ int token_parse(const char *text, struct join_token *t, err_t *err)
         hex_part(p[2], len[2], t->secret, sizeof(t->secret)) < 0 ||
         hex_part(p[3], len[3], t->join_pub, 32) < 0)
         goto bad;
-    memcpy(t->id, p[1], len[1]);
-    t->id[len[1]] = '\0';
+    /* ids are stored in lower case; accept a token typed in upper case */
+    sodium_bin2hex(t->id, sizeof(t->id), id, sizeof(id));
     return 0;
 bad:
     sodium_memzero(t, sizeof(*t));

@@ -81,7 +81,7 @@ struct wire_raft {
 
 /* A new host asks to be admitted (join socket, CURVE with the cluster's
  * join key pinned by the token).  mac = HMAC-SHA-256 keyed with the
- * token's verifier over "peerd-join" || cluster_id || pubkey || name.
+ * token's verifier over "peerd-join" || the cluster's join public key || pubkey || name.
  */
 struct wire_join_req {
     char token_id[WIRE_MAX_TEXT + 1];

@@ -23,11 +23,20 @@ int members_put(store_t *s, const struct member *m, err_t *err)
     sqlite3_stmt *st = NULL;
     int rc;
 
-    rc = sqlite3_prepare_v2(store_db(s),
-                            "INSERT OR REPLACE INTO members (" MEMBER_COLUMNS
-                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                            "?10, ?11)",
-                            -1, &st, NULL);
+    /* not INSERT OR REPLACE: that would silently delete another row that
+     * shares the name or key (UNIQUE); a clash must fail instead
+     */
+    rc = sqlite3_prepare_v2(
+        store_db(s),
+        "INSERT INTO members (" MEMBER_COLUMNS
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+        "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+        "pubkey = excluded.pubkey, address = excluded.address, "
+        "cpus = excluded.cpus, memory_mb = excluded.memory_mb, "
+        "voter = excluded.voter, state = excluded.state, "
+        "config_hash = excluded.config_hash, "
+        "munge_key_hash = excluded.munge_key_hash, joined = excluded.joined",
+        -1, &st, NULL);
     if (rc != SQLITE_OK)
         return sql_fail(s, err, "cannot write a member", rc);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)m->id);
