@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/tmpdir.h"
+
 #include "store/file.h"
 
 /* uid, gid arguments that leave the owner as it is */
@@ -47,36 +49,11 @@ static int setup(void **state)
 }
 
 /* rm -r of a directory tree the tests made (no symlinks in it). */
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    struct dirent *de;
-    char sub[1024];
-    DIR *d;
-
-    if (lstat(path, &st) < 0)
-        return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    chmod(path, 0700);
-    if ((d = opendir(path))) {
-        while ((de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-                remove_tree(sub);
-            }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
 
-    remove_tree(fx->dir);
+    tmpdir_remove(fx->dir);
     free(fx);
     return 0;
 }

@@ -21,6 +21,8 @@
 #include <setjmp.h>
 
 #include <cmocka.h>
+
+#include "tests/unit/tmpdir.h"
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -50,20 +52,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    char path[512];
-    struct dirent *de;
-    DIR *d;
 
     store_destroy(&fx->s);
-    if ((d = opendir(fx->dir))) {
-        while ((de = readdir(d)))
-            if (de->d_name[0] != '.') {
-                snprintf(path, sizeof(path), "%s/%s", fx->dir, de->d_name);
-                unlink(path);
-            }
-        closedir(d);
-    }
-    rmdir(fx->dir);
+    tmpdir_remove(fx->dir);
     free(fx);
     return 0;
 }
