@@ -30,6 +30,17 @@ struct pending_join {
     char name[WIRE_MAX_TEXT + 1];
 };
 
+/* A name or address: printable ASCII, no white space. */
+static bool plain(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return false;
+    return true;
+}
+
 static void refuse(struct peerd *p, const unsigned char *rid, size_t ridlen,
                    const char *name, const char *why)
 {
@@ -104,6 +115,11 @@ void peerd_join_request(struct peerd *p, struct wire_msg *m,
     char pubhex[65];
     int rc;
 
+    if (!plain(q->name) || !plain(q->address)) {
+        /* not logged as sent: it could hold control characters */
+        refuse(p, rid, ridlen, "?", "bad host name or address");
+        return;
+    }
     if (!p->cluster.have_state) {
         refuse(p, rid, ridlen, q->name, "this peer has no cluster state yet");
         return;

@@ -329,7 +329,7 @@ static void reconcile(agree_t *a)
     size_t n = 0;
     int voters = 0, want = voters_wanted(a), k;
     bool change = false;
-    unsigned char buf[1024];
+    unsigned char buf[5 + 9 * RAFT_MAX_PEERS + 1];
     size_t len = 0;
 
     if (raft_role(a->raft) != RAFT_LEADER ||
@@ -474,6 +474,11 @@ int agree_transfer(agree_t *a, uint64_t to)
         return -1;
     }
     return raft_transfer(a->raft, to);
+}
+
+bool agree_in_conf(agree_t *a, uint64_t id)
+{
+    return conf_find(raft_conf(a->raft), id) >= 0;
 }
 
 uint64_t agree_leader(agree_t *a)

@@ -67,6 +67,9 @@ int agree_flush(agree_t *a, double now);
 /* Hand leadership to another voter (0: the most caught-up one). */
 int agree_transfer(agree_t *a, uint64_t to);
 
+/* Is id in Raft's membership (voter or learner)? */
+bool agree_in_conf(agree_t *a, uint64_t id);
+
 uint64_t agree_leader(agree_t *a);
 bool agree_is_leader(agree_t *a);
 uint64_t agree_applied(agree_t *a);

@@ -2,9 +2,11 @@
  *
  * A ROUTER socket on ipc://DATA/peerd.ctl, created with mode 0600 so that
  * the file mode decides who may ask.  Requests are served in the event
- * loop and answered at once from state the loop already holds, so a
- * request never waits on Slurm.  Malformed requests get an error reply
- * and are counted; they never stop the peer.
+ * loop; reads are answered at once from state the loop already holds, so
+ * a request never waits on Slurm.  Writes (config set, token create) are
+ * answered once the entry is committed and applied on this peer (a
+ * deferred reply keeps the client's envelope).  Malformed requests get
+ * an error reply and are counted; they never stop the peer.
  */
 #include "config.h"
 
@@ -274,6 +276,9 @@ static json_t *cmd_config(struct peerd *p, const json_t *args,
         return ctl_reply_error("config: '%s' cannot be set (voters, "
                                "description, or slurm.<Parameter>)",
                                key);
+    char why[96];
+    if (!fsm_config_value_ok(key, json_string_value(val), why, sizeof(why)))
+        return ctl_reply_error("config: %s", why);
     if (!p->cluster.have_state)
         return ctl_reply_error("config: this peer has no cluster state yet");
     return defer(p, env, "config set", NULL,

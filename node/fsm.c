@@ -189,14 +189,42 @@ bool fsm_config_key_ok(const char *key)
     return config_key_ok(key);
 }
 
+bool fsm_config_value_ok(const char *key, const char *value, char *why,
+                         size_t cap)
+{
+    if (strlen(value) > 1024 || strchr(value, '\n')) {
+        snprintf(why, cap, "a value is one line of at most 1024 bytes");
+        return false;
+    }
+    if (strcmp(key, "voters") == 0 && strcmp(value, "1") &&
+        strcmp(value, "3") && strcmp(value, "5")) {
+        snprintf(why, cap, "voters is 1, 3 or 5");
+        return false;
+    }
+    /* slurm.<Param>: what render.c can write (empty removes the line) */
+    if (strncmp(key, "slurm.", 6) == 0)
+        for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+            if (*p <= ' ' || *p == '#' || *p >= 0x7f) {
+                snprintf(why, cap,
+                         "a slurm.conf value has no white space, '#' or "
+                         "non-ASCII bytes");
+                return false;
+            }
+    return true;
+}
+
 static int op_config_set(store_t *s, json_t *o, struct fsm_effects *fx,
                          err_t *err)
 {
     const char *key, *value;
 
+    char why[96];
+
     if (json_unpack(o, "{s:s,s:s}", "key", &key, "value", &value) < 0 ||
-        !config_key_ok(key) || strlen(value) > 1024 || strchr(value, '\n'))
+        !config_key_ok(key))
         return ignore(fx, "invalid config_set entry");
+    if (!fsm_config_value_ok(key, value, why, sizeof(why)))
+        return ignore(fx, "%s", why);
     if (store_set(s, STORE_CONFIG, key, value, err) < 0)
         return -1;
     fx->config_changed = true;
@@ -222,6 +250,20 @@ static int op_token_add(store_t *s, json_t *o, struct fsm_effects *fx,
     return tokens_put(s, &t, err);
 }
 
+static int active_members(store_t *s, err_t *err)
+{
+    struct member *v = NULL;
+    size_t n = 0;
+    int active = 0;
+
+    if (members_list(s, &v, &n, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        active += strcmp(v[i].state, "active") == 0;
+    free(v);
+    return active;
+}
+
 static int op_member_add(store_t *s, json_t *o, uint64_t index,
                          struct fsm_effects *fx, err_t *err)
 {
@@ -244,6 +286,12 @@ static int op_member_add(store_t *s, json_t *o, uint64_t index,
                       rc == 0           ? "unknown"
                       : t.uses_left < 1 ? "used up"
                                         : "expired");
+    }
+    if ((rc = active_members(s, err)) < 0)
+        return -1;
+    if (rc >= RAFT_MAX_PEERS) {
+        fx->refused = true;
+        return ignore(fx, "the cluster is full (%d members)", RAFT_MAX_PEERS);
     }
     if ((rc = members_by_key(s, m.pubkey, &old, err)) < 0)
         return -1;

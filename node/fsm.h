@@ -45,6 +45,10 @@ int fsm_apply(store_t *s, const struct wire_entry *e, struct fsm_effects *fx,
  */
 bool fsm_config_key_ok(const char *key);
 
+/* Is value acceptable for key?  If not, why says so. */
+bool fsm_config_value_ok(const char *key, const char *value, char *why,
+                         size_t cap);
+
 /* Build an application entry payload: a malloc'd compact JSON string
  * (steals o).  NULL on failure.
  */

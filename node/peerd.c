@@ -303,7 +303,11 @@ static void sync_peers(struct peerd *p)
     for (size_t i = 0; i < n; i++) {
         if (v[i].id == p->cluster.node_id)
             continue;
-        if (strcmp(v[i].state, "active") == 0)
+        /* a member that left stays reachable while Raft still counts it:
+         * it must hear that its leave is committed
+         */
+        if (strcmp(v[i].state, "active") == 0 ||
+            (p->agree && agree_in_conf(p->agree, v[i].id)))
             transport_set_peer(p->t, v[i].id, v[i].pubkey, v[i].address);
         else
             transport_remove_peer(p->t, v[i].id);
@@ -389,9 +393,12 @@ static int start_slurm(struct peerd *p)
 {
     err_t err = {{0}};
 
-    if (render_site(p, true, &err) < 0) {
+    int rc = render_site(p, true, &err);
+
+    if (rc < 0) {
         log_warnx("%s", err.text);
-        return -1;
+        return strstr(err.text, "not written by peerd") ? EX_CONFIG
+                                                        : EX_CANTCREAT;
     }
     p->controller = p->controller_id == p->cluster.node_id;
     log_info("wrote %s (sha256 %.16s...); this host is %s",
@@ -402,7 +409,7 @@ static int start_slurm(struct peerd *p)
                                      p->controller, p->ctl_addr, p->host.cpus,
                                      p->host.memory_mb) < 0) {
         log_warn("cannot set up the supervisor");
-        return -1;
+        return EX_OSERR;
     }
     p->svc_munged = supervisor_find(p->sv, "munged");
     p->svc_slurmctld = supervisor_find(p->sv, "slurmctld");
@@ -410,7 +417,7 @@ static int start_slurm(struct peerd *p)
     p->health = health_start(p->layout.munge_socket, p->layout.slurm_conf, 2.0);
     if (!p->health) {
         log_warn("cannot start the health checks");
-        return -1;
+        return EX_OSERR;
     }
     p->slurm_started = true;
     p->reported = false;
@@ -908,6 +915,19 @@ int main(int argc, char **argv)
     else
         log_info("member %llu; waiting for the cluster's state",
                  (unsigned long long)p.cluster.node_id);
+    {
+        struct member self;
+        if (members_get(p.cluster.store, p.cluster.node_id, &self, NULL) == 1 &&
+            strcmp(self.state, "left") == 0) {
+            log_warnx("this host left cluster '%s' (it was member %llu); to "
+                      "come back, move %s away and join again with a new "
+                      "token",
+                      p.cluster.name, (unsigned long long)p.cluster.node_id,
+                      o.data_dir);
+            rc = EX_CONFIG;
+            goto out;
+        }
+    }
     log_info("this host: %s at %s, %d CPUs, %ld MiB", p.host.name, p.advertise,
              p.host.cpus, p.host.memory_mb);
 
@@ -934,10 +954,8 @@ int main(int argc, char **argv)
         rc = EX_OSERR;
         goto out;
     }
-    if (p.cluster.have_state && start_slurm(&p) < 0) {
-        rc = EX_CONFIG;
+    if (p.cluster.have_state && (rc = start_slurm(&p)) != 0)
         goto out;
-    }
     log_info("control socket %s; peer socket %s; peerd %s ready", p.ctl_path,
              p.advertise, PACKAGE_VERSION);
 

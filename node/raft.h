@@ -59,7 +59,7 @@
 
 typedef struct raft raft_t;
 
-#define RAFT_MAX_PEERS 64
+#define RAFT_MAX_PEERS 256 /* members: voters and learners */
 #define RAFT_ENTRY_CONF 1  /* data = raft_conf_encode() */
 #define RAFT_ENTRY_NOOP 2  /* appended by a new leader */
 #define RAFT_ENTRY_USER 16 /* first type free for the caller */

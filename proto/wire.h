@@ -64,7 +64,8 @@ struct wire_entry {
  *   APPEND:               term, index = prev log index, log_term = its
  *                         term, commit, entries
  *   APPEND_RESP:          term, reject, index = match index on success,
- *                         hint = follower's last index on reject
+ *                         on reject index = the rejected prev index and
+ *                         hint = where the leader should try next
  *   TIMEOUT_NOW:          term
  */
 struct wire_raft {
@@ -81,7 +82,8 @@ struct wire_raft {
 
 /* A new host asks to be admitted (join socket, CURVE with the cluster's
  * join key pinned by the token).  mac = HMAC-SHA-256 keyed with the
- * token's verifier over "peerd-join" || the cluster's join public key || pubkey || name.
+ * token's verifier over "peerd-join" || the cluster's join public key || pubkey
+ * || name.
  */
 struct wire_join_req {
     char token_id[WIRE_MAX_TEXT + 1];
@@ -104,7 +106,9 @@ struct wire_join_resp {
     uint64_t leader_id;
 };
 
-/* A write forwarded to the leader; the answer comes once committed. */
+/* A write forwarded to the leader; the answer comes as soon as the leader
+ * has appended it (or refused it), with the index it was appended at.
+ */
 struct wire_propose {
     uint64_t request_id;
     uint8_t type;
@@ -115,7 +119,7 @@ struct wire_propose {
 struct wire_propose_resp {
     uint64_t request_id;
     bool ok;
-    uint64_t index; /* committed at */
+    uint64_t index; /* appended at */
     char error[WIRE_MAX_TEXT + 1];
 };
 

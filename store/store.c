@@ -351,7 +351,8 @@ int store_config_lines(store_t *s, const char *prefix, char ***linesp,
     *np = 0;
     rc = sqlite3_prepare_v2(s->db,
                             "SELECT key, value FROM config WHERE "
-                            "substr(key, 1, ?2) = ?1 ORDER BY key",
+                            "substr(key, 1, ?2) = ?1 AND value != '' "
+                            "ORDER BY key",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
         return sql_fail(s, err, "database read failed", rc);

@@ -3,11 +3,14 @@
  * One database per peer (DATA/peerd.db), WAL mode, synchronous=FULL,
  * foreign keys on, schema versioned by a one-row table and migrated
  * forward only.  Two key/value tables:
- *   config  - cluster state (name, id, tier, ...); replicated later by Raft
- *   local   - this peer's own facts (unused in schema 1)
+ *   config  - cluster state (name, id, tier, ...), applied from Raft
+ *   local   - this peer's own facts (node_id, leader_* after a join)
  * and one table of opaque blobs:
- *   secret  - "data_key.sealed": the data key sealed to the node key;
- *             "munge_key": the munge key encrypted with the data key
+ *   secret  - "data_key.sealed": the data key sealed to the node key
+ *             (local); "munge_key", "join_key": encrypted with the data
+ *             key (applied from Raft)
+ * Schema 2 adds raft_state, raft_log (store/raftlog.h), members and
+ * tokens (store/members.h).
  * The store never logs and never guesses: a file that is not a database,
  * fails its integrity check, or comes from a newer peerd is refused.
  */
@@ -57,8 +60,9 @@ int store_get(store_t *s, enum store_table t, const char *key, char **value,
 int store_set(store_t *s, enum store_table t, const char *key,
               const char *value, err_t *err);
 
-/* All config keys that start with prefix, as malloc'd "Rest=Value" lines
- * (prefix stripped), ordered by key.  Free with store_lines_free.
+/* All config keys that start with prefix and have a value, as malloc'd
+ * "Rest=Value" lines (prefix stripped), ordered by key.  Free with
+ * store_lines_free.
  */
 int store_config_lines(store_t *s, const char *prefix, char ***lines, size_t *n,
                        err_t *err);

@@ -15,6 +15,10 @@
 set -u
 SIM_RAFT=${SIM_RAFT:-_build/werror/tests/sim/sim_raft}
 SEEDS=${SEEDS:-10000}
+# sim_raft is a check program: build it on demand in the -Werror tree
+if [ ! -x "$SIM_RAFT" ] && [ -f _build/werror/Makefile ]; then
+    make -C _build/werror tests/sim/sim_raft >/dev/null || exit 2
+fi
 [ -x "$SIM_RAFT" ] || { echo "raft-sim.sh: no $SIM_RAFT (set SIM_RAFT)" >&2; exit 2; }
 
 out=$(mktemp)

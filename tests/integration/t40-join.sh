@@ -68,6 +68,9 @@ ctl_took_it() { th_run 1 scontrol show config | grep -q 'bf_interval=7'; }
 t_ok "slurmctld was reconfigured with it" th_wait_for 20 ctl_took_it
 t_fails "a key that may not be set is refused" \
     th_peerctl 2 config set cluster_name other
+t_fails "a value slurm.conf cannot take is refused" \
+    th_peerctl 2 config set slurm.SchedulerParameters "a b"
+t_fails "voters must be 1, 3 or 5" th_peerctl 2 config set voters 4
 
 # a fourth host joins while jobs run on the others
 out=$(th_dir 1)/log/long.out
@@ -96,6 +99,12 @@ t_ok "h3's node leaves sinfo" th_wait_for 30 it_nodes_are 1 "h1 idle h2 idle h4 
 h3_left() { [ "$(th_peerctl 1 members --json | jq -r '.[] | select(.name == "h3") | .state')" = left ]; }
 t_ok "members shows h3 as left" th_wait_for 20 h3_left
 t_ok "nothing of h3 is left running" it_no_procs 3
+left_refused() {
+    th_run 3 timeout 30 "$PEERD" --data-dir "$(th_data 3)" >"$(th_dir 3)/log/again.out" 2>&1
+    [ $? = 78 ] && grep -q "left cluster" "$(th_dir 3)/log/again.out"
+}
+t_ok "h3's peer refuses to start again as a member that left (exit 78)" left_refused
+t_ok "... and starts no daemon" it_no_procs 3
 t_is "the others go on: srun -N3 on h1, h2, h4" \
     "$(th_run 2 srun -N3 hostname | sort | tr '\n' ' ')" "h1 h2 h4 "
 t_ok "h1 is healthy" it_healthy 1

@@ -455,18 +455,43 @@ static void test_other_entry_types_record_applied(void **state)
     assert_unchanged(fx);
 }
 
+static void test_config_set_bad_values_refused(void **state)
+{
+    static const char *const kv[][2] = {
+        {"voters", "4"},
+        {"voters", "three"},
+        {"slurm.SchedulerParameters", "bf_interval=1 # comment"},
+        {"slurm.SchedulerParameters", "a b"},
+    };
+    struct fixture *fx = *state;
+    uint64_t index = 1;
+
+    apply_op(fx, index++, bootstrap_op());
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+        char why[96];
+        struct fsm_effects eff;
+        assert_false(fsm_config_value_ok(kv[i][0], kv[i][1], why, sizeof(why)));
+        snapshot(fx);
+        eff = apply_op(fx, index++, config_set_op(kv[i][0], kv[i][1]));
+        assert_false(eff.config_changed);
+        assert_string_not_equal(eff.why, "");
+        assert_unchanged(fx);
+    }
+}
+
 static void test_config_set_allowed_keys(void **state)
 {
     static const char *const keys[] = {"voters", "description",
                                        "slurm.SchedulerParameters"};
+    static const char *const values[] = {"5", "value 1, with spaces=ok",
+                                         "bf_interval=1,max_job_test=50"};
     struct fixture *fx = *state;
     uint64_t index = 1;
 
     apply_op(fx, index++, bootstrap_op());
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        char value[64];
+        const char *value = values[i];
         struct fsm_effects eff;
-        snprintf(value, sizeof(value), "value %zu, with spaces=ok", i);
         eff = apply_op(fx, index++, config_set_op(keys[i], value));
         assert_true(eff.config_changed);
         assert_false(eff.members_changed);
@@ -1020,6 +1045,7 @@ int main(void)
         T(test_bootstrap_sets_cluster),
         T(test_other_entry_types_record_applied),
         T(test_config_set_allowed_keys),
+        T(test_config_set_bad_values_refused),
         T(test_config_set_refused),
         T(test_config_set_long_value_refused),
         T(test_config_key_ok),
