@@ -27,10 +27,11 @@
 
 #include "node/swim.h"
 
-#define MAX_ACCUSERS 8    /* enough for suspicion_mult - 2 confirmations */
-#define MAX_RELAYS 64     /* PING_REQs we serve at once */
-#define MAX_INDIRECT 16   /* k cap: asked[] below */
-#define RELAY_WAIT_PCT 80 /* NACK before the requester gives up */
+#define MAX_ACCUSERS 8     /* enough for suspicion_mult - 2 confirmations */
+#define MAX_RELAYS 64      /* PING_REQs we serve at once */
+#define MAX_INDIRECT 16    /* k cap: asked[] below */
+#define RELAY_WAIT_PCT 80  /* NACK before the requester gives up */
+#define MIN_SUSP_PERIODS 2 /* suspicion floor, periods * (LHM + 1) */
 
 struct member {
     uint64_t id, inc;
@@ -88,7 +89,7 @@ struct swim {
     uint32_t *scratch; /* candidate slots for PING_REQ / SYNC */
     size_t scratch_cap;
     struct probe probe;
-    uint64_t next_probe_at, next_sync_at;
+    uint64_t next_probe_at, next_sync_at, next_gossip_at;
     struct relay relays[MAX_RELAYS];
     size_t n_relays;
     struct swim_msg *out;
@@ -238,29 +239,56 @@ static uint32_t retransmit_limit(swim_t *s)
     return s->opt.retransmit_mult * (uint32_t)ceil(log10((double)s->n + 1));
 }
 
-/* Is a better to send than b: sent fewer times, then newer. */
-static bool fresher(const struct member *a, const struct member *b)
+/* Suspicions and refutations (ALIVE above incarnation 0) race a
+ * suspicion timeout somewhere; DEAD and LEFT can wait a little.
+ */
+static bool urgent(const struct member *mb)
 {
-    return a->tx < b->tx || (a->tx == b->tx && a->recency > b->recency);
+    return mb->state == SWIM_SUSPECT || (mb->state == SWIM_ALIVE && mb->inc);
 }
 
-/* Piggyback the freshest queued updates; about `prio` first: the member
- * a PING goes to if it is suspected, so that it can refute at once, or
- * ourselves when the pinger holds an old state of us.
+/* Is a better to send than b: sent fewer times, then urgent, then newer. */
+static bool fresher(const struct member *a, const struct member *b)
+{
+    if (a->tx != b->tx)
+        return a->tx < b->tx;
+    if (urgent(a) != urgent(b))
+        return urgent(a);
+    return a->recency > b->recency;
+}
+
+static void put_first(swim_t *s, struct swim_msg *m, struct member *mb)
+{
+    m->updates[m->n_updates++] = as_update(mb);
+    mb->picked = s->stamp;
+}
+
+/* Piggyback the freshest queued updates, up to `max` (more while the
+ * queue is long).  First our own state if it is still being spread (a
+ * refutation), and `prio`: the member a PING goes to if it is suspected,
+ * so that it can refute at once, or ourselves when the pinger holds an
+ * old state of us.
  */
-static void piggyback(swim_t *s, struct swim_msg *m, uint64_t prio)
+static void piggyback(swim_t *s, struct swim_msg *m, uint64_t prio,
+                      uint32_t max)
 {
     struct member *best[SWIM_MAX_PIGGYBACK];
-    struct member *p = find(s, prio);
-    uint32_t max = s->opt.max_piggyback, n = 0, limit = retransmit_limit(s);
+    struct member *p = find(s, prio), *self = &s->members[0];
+    uint32_t n = 0, limit = retransmit_limit(s);
     size_t i;
 
     s->stamp++;
-    if (p && (p == s->members || p->state != SWIM_ALIVE)) {
-        m->updates[m->n_updates++] = as_update(p);
-        p->picked = s->stamp;
+    if (s->n_queue > max)
+        max = 2 * max < SWIM_MAX_PIGGYBACK ? 2 * max : SWIM_MAX_PIGGYBACK;
+    if (self->queued) {
+        put_first(s, m, self);
+        self->tx++;
     }
-    max -= m->n_updates;
+    if (p && p != self && p->state != SWIM_ALIVE)
+        put_first(s, m, p);
+    else if (p == self && !self->queued)
+        put_first(s, m, self);
+    max = max > m->n_updates ? max - m->n_updates : 0;
     for (i = 0; max && i < s->n_queue; i++) {
         struct member *mb = find(s, s->queue[i]);
         uint32_t j;
@@ -306,7 +334,8 @@ static struct swim_msg *send_prio(swim_t *s, enum swim_msg_type type,
     m->to = to;
     m->seq = seq;
     m->target = target;
-    piggyback(s, m, prio);
+    piggyback(s, m, prio,
+              type == SWIM_GOSSIP ? SWIM_MAX_PIGGYBACK : s->opt.max_piggyback);
     return m;
 }
 
@@ -347,16 +376,23 @@ static void suspects_drop(swim_t *s, uint64_t id)
 }
 
 /* Lifeguard: the timeout is fixed when the suspicion starts, from the
- * number of members then believed up.
+ * number of members then believed up: min = suspicion_mult * log10(n)
+ * periods, max = suspicion_max_mult * that (memberlist's formula).  Our
+ * own LHM raises the floor of min: a member that is itself slow (a
+ * starved CPU, a lossy link) gives the accused more time to refute.
  */
 static void suspicion_start(swim_t *s, struct member *mb, uint64_t accuser)
 {
     uint32_t up = s->count[SWIM_ALIVE] + s->count[SWIM_SUSPECT];
     double periods = s->opt.suspicion_mult * fmax(1.0, log10((double)up));
+    uint64_t base = (uint64_t)(periods * s->opt.probe_interval_ms),
+             floor_ms = scaled(s, MIN_SUSP_PERIODS * s->opt.probe_interval_ms);
 
     mb->susp_start = s->now;
-    mb->susp_min = (uint64_t)(periods * s->opt.probe_interval_ms);
-    mb->susp_max = mb->susp_min * s->opt.suspicion_max_mult;
+    mb->susp_min = base > floor_ms ? base : floor_ms;
+    mb->susp_max = base * s->opt.suspicion_max_mult;
+    if (mb->susp_max < mb->susp_min)
+        mb->susp_max = mb->susp_min;
     mb->susp_k = s->opt.suspicion_mult > 2 ? s->opt.suspicion_mult - 2 : 0;
     if (up < mb->susp_k + 2)
         mb->susp_k = 0;
@@ -413,9 +449,46 @@ static void confirm(swim_t *s, struct member *mb, uint64_t accuser)
     enqueue(s, mb);
 }
 
-/* The refutation is queued like any update, and also sent at once to
- * the member that told us: a starved member may send nothing else before
- * its suspicion expires.  Its PING carries the refutation first.
+/* Up to gossip_fanout distinct random members up (ALIVE or SUSPECT),
+ * other than `skip`, get a GOSSIP with the pending updates.  Drawn by
+ * rejection, so a step costs O(fanout), not O(n).
+ */
+static void gossip_send(swim_t *s, uint64_t skip)
+{
+    uint64_t picked[MAX_INDIRECT];
+    uint32_t n = 0, want = s->opt.gossip_fanout;
+
+    if (s->n < 2)
+        return;
+    for (uint32_t tries = 0; n < want && tries < 4 * want + 8; tries++) {
+        struct member *mb = &s->members[1 + rand_below(s, s->n - 1)];
+        uint32_t j;
+
+        if (!probeable(mb) || mb->id == skip)
+            continue;
+        for (j = 0; j < n && picked[j] != mb->id; j++)
+            ;
+        if (j < n)
+            continue;
+        picked[n++] = mb->id;
+    }
+    for (uint32_t j = 0; j < n && s->n_queue; j++)
+        send_msg(s, SWIM_GOSSIP, picked[j], 0, 0);
+}
+
+static void gossip_maybe(swim_t *s)
+{
+    if (s->now < s->next_gossip_at)
+        return;
+    s->next_gossip_at = s->now + s->opt.gossip_interval_ms;
+    if (s->n_queue)
+        gossip_send(s, 0);
+}
+
+/* The refutation is queued like any update (our own state goes first in
+ * every message), and also sent at once to the member that told us and
+ * gossiped to a few others: a starved member may send nothing else
+ * before its suspicion expires.  Its PING carries the refutation first.
  */
 static void refute(swim_t *s, uint64_t from, uint64_t inc)
 {
@@ -424,6 +497,7 @@ static void refute(swim_t *s, uint64_t from, uint64_t inc)
     self->inc = inc + 1;
     enqueue(s, self);
     send_msg(s, SWIM_PING, from, ++s->seq, from);
+    gossip_send(s, from);
 }
 
 static void apply_self(swim_t *s, uint64_t from, const struct swim_update *u)
@@ -671,9 +745,12 @@ swim_t *swim_new(const struct swim_options *opt)
     s->opt.max_piggyback = or_default(opt->max_piggyback, 8);
     s->opt.retransmit_mult = or_default(opt->retransmit_mult, 4);
     s->opt.sync_periods = or_default(opt->sync_periods, 30);
+    s->opt.gossip_interval_ms = or_default(opt->gossip_interval_ms, 200);
+    s->opt.gossip_fanout = or_default(opt->gossip_fanout, 3);
     if (s->opt.probe_timeout_ms >= s->opt.probe_interval_ms ||
         s->opt.max_piggyback > SWIM_MAX_PIGGYBACK ||
-        s->opt.indirect_probes > MAX_INDIRECT) {
+        s->opt.indirect_probes > MAX_INDIRECT ||
+        s->opt.gossip_fanout > MAX_INDIRECT) {
         free(s);
         errno = EINVAL;
         return NULL;
@@ -766,6 +843,7 @@ void swim_tick(swim_t *s, uint64_t now_ms)
         s->next_probe_at = s->now + rand_below(s, s->opt.probe_interval_ms);
         s->next_sync_at = s->now + rand_below(s, (uint64_t)s->opt.sync_periods *
                                                      s->opt.probe_interval_ms);
+        s->next_gossip_at = s->now + rand_below(s, s->opt.gossip_interval_ms);
     }
     relays_expire(s);
     suspicions_expire(s);
@@ -773,6 +851,7 @@ void swim_tick(swim_t *s, uint64_t now_ms)
      * LEFT rides on its PINGs.
      */
     probe_advance(s);
+    gossip_maybe(s); /* a LEFT member too: it spreads its leave */
     if (!s->left)
         sync_maybe(s);
 }
@@ -868,6 +947,8 @@ void swim_step(swim_t *s, uint64_t from, const struct swim_msg *m)
             apply(s, from, &m->sync[i], true);
         if (!m->reply)
             send_sync(s, from, true);
+        break;
+    case SWIM_GOSSIP: /* its updates are all it carries */
         break;
     }
 }

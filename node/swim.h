@@ -14,8 +14,9 @@
  *   when they got none; no ACK by the end of the period -> SUSPECT;
  * - a suspicion expires into DEAD after a timeout that starts at
  *   max_mult * min and shrinks towards min (= suspicion_mult *
- *   log10(n) periods) with log(c + 1) / log(k + 1) as c of the k =
- *   suspicion_mult - 2 expected independent accusers confirm it;
+ *   log10(n) periods, but never under 2 * (LHM + 1) periods, so that a
+ *   slow member is slow to condemn) with log(c + 1) / log(k + 1) as c of
+ *   the k = suspicion_mult - 2 expected independent accusers confirm it;
  * - a member told it is suspected (or dead) refutes with a higher
  *   incarnation; a higher incarnation wins, and at equal incarnation
  *   ALIVE < SUSPECT < DEAD < LEFT;
@@ -24,8 +25,13 @@
  *   NACK that should have come and did not, +1 per refutation, -1 per
  *   direct ACK in time.  The probe period and timeout are multiplied by
  *   LHM + 1, so a starved member probes gently and accuses less;
- * - updates piggyback on every message, fewest-sent first, each sent at
- *   most retransmit_mult * ceil(log10(n + 1)) times;
+ * - updates piggyback on every message, our own state first, then
+ *   fewest-sent, suspicions and refutations before the rest, each sent at
+ *   most retransmit_mult * ceil(log10(n + 1)) times; max_piggyback per
+ *   message, twice that (up to SWIM_MAX_PIGGYBACK) while more are queued;
+ * - independent of probing, every gossip interval (and at once on a
+ *   refutation) a GOSSIP carrying SWIM_MAX_PIGGYBACK pending updates goes
+ *   to gossip_fanout random members, when anything is pending;
  * - every sync_periods periods a SYNC carrying the whole table goes to
  *   one random member, DEAD ones included (that is what heals a
  *   partition); the receiver merges and answers with its own table.  A
@@ -61,6 +67,7 @@ enum swim_msg_type {
     SWIM_PING_REQ, /* seq, target = the member to probe for the sender */
     SWIM_NACK,     /* seq of a PING_REQ: target did not answer in time */
     SWIM_SYNC,     /* sync[]: whole table; reply = answer to a request */
+    SWIM_GOSSIP,   /* updates only; nothing answered */
 };
 
 /* One member's state as gossiped.  from = the accuser of a SUSPECT
@@ -103,6 +110,8 @@ struct swim_options {
     uint32_t max_piggyback;      /* <= SWIM_MAX_PIGGYBACK [8] */
     uint32_t retransmit_mult;    /* lambda [4] */
     uint32_t sync_periods;       /* push-pull every this many [30] */
+    uint32_t gossip_interval_ms; /* gossip step period [200] */
+    uint32_t gossip_fanout;      /* members per gossip step, <= 16 [3] */
     uint64_t (*rand)(void *);    /* injected randomness, required */
     void *rand_arg;
 };

@@ -1,6 +1,7 @@
 #!/bin/bash
 # swim-sim.sh - the SWIM/Lifeguard simulation at N = 10, 100, 1000; figures
-# printed, not asserted (sim_swim itself fails on a broken property)
+# printed, not asserted (sim_swim itself fails on a broken property); any
+# failure (failed check, non-zero exit, no output) prints FAILED, exits 1
 #
 #   detect       seconds from a crash until every live member sees it DEAD
 #   spread       seconds from the first DEAD (or a refutation) until
@@ -28,12 +29,24 @@ for n in $SIZES; do
     # Fewer seeds as N grows: one N=1000 seed is a few minutes at -O2.
     seeds=${SEEDS:-$((n <= 10 ? 100 : n <= 100 ? 10 : 1))}
     t0=$(date +%s.%N)
-    "$SIM_SWIM" --n "$n" --seeds "$seeds" >"$out" 2>&1 || rc=1
+    "$SIM_SWIM" --n "$n" --seeds "$seeds" >"$out" 2>&1
+    sim_rc=$?
     t1=$(date +%s.%N)
     failed=$(grep -c '^not ok' "$out")
     awk -v n="$n" -v s="$seeds" -v f="$failed" -v a="$t0" -v b="$t1" \
         'BEGIN { printf "N=%s: %s seeds, %s failed checks, %.1f s\n", n, s, f, b - a }'
     grep '^# stats:' "$out" | sed "s/^# stats: n $n /    /"
     grep -A1 '^not ok' "$out" | sed 's/^/    /'
+    # A crash, a sanitizer report or a silent run is a failure too.
+    if [ "$sim_rc" -ne 0 ] || [ "$failed" -ne 0 ] || ! grep -q '^# stats:' "$out"; then
+        if ! [ -s "$out" ]; then
+            echo "    FAILED: N=$n: sim_swim printed nothing (exit $sim_rc)"
+        else
+            echo "    FAILED: N=$n: sim_swim exit $sim_rc, $failed failed checks; last lines:"
+            tail -n 5 "$out" | sed 's/^/        /'
+        fi
+        rc=1
+    fi
 done
+[ "$rc" -eq 0 ] || echo "FAILED"
 exit "$rc"
