@@ -234,16 +234,52 @@ static void drain(agree_t *a)
 }
 
 /* The leader takes a write forwarded by another peer. */
+static int conf_find(const struct raft_conf *c, uint64_t id);
+
+/* May member `from` have the leader propose this?  Only members Raft
+ * counts may write; what a member says about a member (its hashes, its
+ * leave) it may say only about itself; the first entry is never
+ * forwarded.  NULL if allowed, else why not.
+ */
+static const char *may_forward(agree_t *a, uint64_t from,
+                               const struct wire_propose *p)
+{
+    json_error_t jerr;
+    json_t *o;
+    const char *op, *why = NULL;
+    json_int_t id = -1;
+
+    if (p->type != FSM_ENTRY)
+        return "not an application entry";
+    if (conf_find(raft_conf(a->raft), from) < 0)
+        return "not a member";
+    if (!(o = json_loadb((const char *)p->data, p->len, 0, &jerr)) ||
+        !(op = json_string_value(json_object_get(o, "op"))))
+        why = "not an operation";
+    else if (strcmp(op, "bootstrap") == 0)
+        why = "a cluster is bootstrapped only once";
+    else if ((strcmp(op, "member_leave") == 0 ||
+              strcmp(op, "member_report") == 0) &&
+             (json_unpack(o, "{s:I}", "id", &id) < 0 || (uint64_t)id != from))
+        why = "a member speaks only for itself";
+    json_decref(o);
+    return why;
+}
+
 static void forwarded(agree_t *a, uint64_t from, const struct wire_propose *p)
 {
     struct wire_msg m = {.type = WIRE_PROPOSE_RESP, .from = a->self};
     struct wire_propose_resp *r = &m.u.propose_resp;
     uint64_t idx = 0;
 
+    const char *why = may_forward(a, from, p);
+
     r->request_id = p->request_id;
-    if (p->type != FSM_ENTRY)
-        snprintf(r->error, sizeof(r->error), "not an application entry");
-    else if ((idx = raft_propose(a->raft, p->type, p->data, p->len)) == 0)
+    if (why) {
+        snprintf(r->error, sizeof(r->error), "%s", why);
+        log_warnx("refused a write forwarded by member %llu: %s",
+                  (unsigned long long)from, why);
+    } else if ((idx = raft_propose(a->raft, p->type, p->data, p->len)) == 0)
         snprintf(r->error, sizeof(r->error), "%s",
                  errno == EPERM ? "not the leader" : strerror(errno));
     r->ok = idx > 0;
@@ -357,15 +393,23 @@ static void reconcile(agree_t *a)
         next.n++;
         change = true;
     }
-    /* 3. a caught-up learner becomes a voter while voters are wanted;
-     * keep an odd number: promote two at a time is not single-server, so
-     * an even count is passed through briefly (1 -> 2 -> 3)
+    /* 3. a caught-up learner becomes a voter while voters are wanted.
+     * Single-server changes pass through an even count (1 -> 2 -> 3);
+     * go to an even count only when a second caught-up learner is there
+     * to reach the next odd one, since two voters stop at one failure.
      */
-    for (uint32_t i = 0; i < cur->n && !change && voters < want; i++) {
+    int ready = 0, first = -1;
+    for (uint32_t i = 0; i < cur->n; i++) {
         if (cur->voter[i] ||
             raft_match(a->raft, cur->ids[i]) < raft_commit_index(a->raft))
             continue;
-        next.voter[i] = true;
+        if (first < 0)
+            first = (int)i;
+        ready++;
+    }
+    if (!change && voters < want && first >= 0 &&
+        (voters % 2 == 0 || ready >= 2)) {
+        next.voter[first] = true;
         change = true;
     }
     free(v);

@@ -23,6 +23,7 @@
 #include "node/cluster.h"
 #include "node/fsm.h"
 #include "node/raft.h"
+#include "store/members.h"
 #include "store/raftlog.h"
 #include "store/file.h"
 
@@ -287,13 +288,17 @@ static int bootstrap(struct cluster *c, const struct cluster_opts *o,
     if (store_begin(c->store, err) < 0)
         return EX_IOERR;
     if (put_secret(c, "data_key.sealed", c->data_key, err) < 0 ||
-        set_local_u64(c, "node_id", 1, err) < 0 ||
         store_commit(c->store, err) < 0) {
         store_rollback(c->store);
         return EX_IOERR;
     }
-    if ((rc = write_first_entries(c, name, idhex, tier, o, err)) != 0)
-        return rc;
+    /* node_id last: a crash before it leaves a database that resume()
+     * repairs (the member with our key) or refuses, never a peer that
+     * waits for a log that will not come
+     */
+    if ((rc = write_first_entries(c, name, idhex, tier, o, err)) != 0 ||
+        set_local_u64(c, "node_id", 1, err) < 0)
+        return rc ? rc : EX_IOERR;
     c->node_id = 1;
     c->created = true;
     secret_destroy(&c->munge_key);
@@ -316,11 +321,9 @@ static int upgrade(struct cluster *c, const struct cluster_opts *o, err_t *err)
         load_secret(c, "munge_key", &c->munge_key, err) < 0 ||
         new_join_key(c, err) < 0)
         goto out;
-    if (set_local_u64(c, "node_id", 1, err) < 0) {
-        rc = EX_IOERR;
-        goto out;
-    }
     rc = write_first_entries(c, name, id, tier, o, err);
+    if (rc == 0 && set_local_u64(c, "node_id", 1, err) < 0)
+        rc = EX_IOERR;
     secret_destroy(&c->munge_key);
     secret_destroy(&c->join_sec);
     c->node_id = 1;
@@ -362,10 +365,18 @@ int cluster_load_state(struct cluster *c, err_t *err)
 
 static int resume(struct cluster *c, const struct cluster_opts *o, err_t *err)
 {
+    struct member self;
     secret_t *given = NULL;
     int rc;
 
     c->node_id = get_local_u64(c, "node_id");
+    if (c->node_id == 0 &&
+        members_by_key(c->store, c->key.pub, &self, NULL) == 1) {
+        /* bootstrapped, but stopped before node_id was written */
+        if (set_local_u64(c, "node_id", self.id, err) < 0)
+            return EX_IOERR;
+        c->node_id = self.id;
+    }
     if (c->node_id == 0) {
         if ((rc = upgrade(c, o, err)) != 0)
             return rc;

@@ -132,11 +132,15 @@ static int op_bootstrap(store_t *s, json_t *o, uint64_t index,
     char idtext[32];
     int rc;
 
-    char *have = NULL;
-    if (store_get(s, STORE_CONFIG, "cluster_id", &have, err) < 0)
+    /* a cluster with members is bootstrapped already; one from peerd 0.1
+     * (schema 1) has its config but no members and takes this entry
+     */
+    struct member *mv = NULL;
+    size_t nm = 0;
+    if (members_list(s, &mv, &nm, err) < 0)
         return -1;
-    free(have);
-    if (have)
+    free(mv);
+    if (nm > 0)
         return ignore(fx, "the cluster is bootstrapped already");
     if (json_unpack(o, "{s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "cluster_name", &name,
                     "cluster_id", &id, "tier", &tier, "join_pub", &join_pub,

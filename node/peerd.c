@@ -409,6 +409,7 @@ static int start_slurm(struct peerd *p)
                                      p->controller, p->ctl_addr, p->host.cpus,
                                      p->host.memory_mb) < 0) {
         log_warn("cannot set up the supervisor");
+        supervisor_destroy(&p->sv);
         return EX_OSERR;
     }
     p->svc_munged = supervisor_find(p->sv, "munged");
@@ -417,6 +418,7 @@ static int start_slurm(struct peerd *p)
     p->health = health_start(p->layout.munge_socket, p->layout.slurm_conf, 2.0);
     if (!p->health) {
         log_warn("cannot start the health checks");
+        supervisor_destroy(&p->sv);
         return EX_OSERR;
     }
     p->slurm_started = true;
@@ -481,8 +483,8 @@ static void on_applied(void *arg, const struct wire_entry *e,
                                   p->cluster.join_sec, &err) < 0)
             log_warnx("cannot serve joins: %s", err.text);
     }
-    if (p->cluster.have_state && !p->slurm_started && fx->members_changed &&
-        p->cluster.node_id != 0) {
+    if (p->cluster.have_state && !p->slurm_started && !p->sv &&
+        fx->members_changed && p->cluster.node_id != 0) {
         struct member m;
         if (members_get(p->cluster.store, p->cluster.node_id, &m, NULL) == 1 &&
             find_controller(p, &m) == 0)
@@ -578,7 +580,7 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
     }
     if (*next_tick - now < wait)
         wait = *next_tick - now;
-    if (p->sv) {
+    if (p->sv && p->health) {
         double w = supervisor_tick(p->sv, now);
         health_set_active(p->health, supervisor_pid(p->sv, p->svc_munged) > 0,
                           true, supervisor_pid(p->sv, p->svc_slurmd) > 0);
@@ -725,6 +727,14 @@ static void leave(struct peerd *p, int sfd)
     supervisor_stop_one(p->sv, p->svc_slurmd, 10.0);
     if (ctl && slurm_call(p->host.name, true, 2.0) == 0)
         log_info("removed node %s from Slurm", p->host.name);
+    /* a leader that leaves hands leadership over first: otherwise the
+     * voters left behind may be too few to elect one
+     */
+    if (agree_is_leader(p->agree) && agree_transfer(p->agree, 0) == 0) {
+        deadline = peerd_now() + 3.0;
+        while (agree_is_leader(p->agree) && peerd_now() < deadline)
+            loop_once(p, sfd, &next_tick, &last_poke, 0.05);
+    }
     if (agree_propose(p->agree,
                       json_pack("{s:s,s:I}", "op", "member_leave", "id",
                                 (json_int_t)p->cluster.node_id),

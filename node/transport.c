@@ -475,6 +475,12 @@ int transport_recv(transport_t *t, struct wire_msg *m)
                                &err) < 0) {
             t->stats.malformed++;
             log_warnx("dropped a frame from member %llu: %s", id, err.text);
+        } else if (!find_peer(t, id)) {
+            /* admitted at handshake, since removed: its session goes on
+             * but it is not heard any more
+             */
+            t->stats.refused_keys++;
+            wire_msg_fini(m);
         } else if (m->from != id) {
             t->stats.spoofed++;
             log_warnx("dropped %s claiming to be from %llu, sent by member "

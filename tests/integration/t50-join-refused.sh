@@ -40,6 +40,9 @@ t_ok "the one-use token admits h2" it_wait_healthy 2 60
 t_ok "the same one-use token is refused for h3 (used up)" \
     join_refused 3 "$one" "used up"
 t_is "h1 counted the refused joins" "$(it_json 1 .peer.joins_refused)" 4
+sleep 1
+t_is "with two hosts the cluster keeps one voter (two would stop at one failure)" \
+    "$(it_json 1 '"\(.raft.voters | length) \(.raft.learners | length)"')" "1 1"
 
 rss() { awk '/^VmRSS/ { print $2 }' /proc/"$(th_peerd_pid 1)"/status; }
 stat1() { it_json 1 ".peer.transport.$1"; }
