@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "node/raft.h"
+#include "tests/sim/simlib.h"
 
 #define MAX_NODES 8
 #define ELECTION 10
@@ -44,35 +45,7 @@
 #define SCENARIO_BOUND (40 * ELECTION)
 #define CONF_BUF (5 + 9 * RAFT_MAX_PEERS + 1)
 
-/* --- randomness ------------------------------------------------------- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *g)
-{
-    uint64_t z = (g->s += 0x9e3779b97f4a7c15ULL);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(struct rng *g, uint64_t n)
-{
-    return n ? rng_next(g) % n : 0;
-}
-
-static bool rng_pct(struct rng *g, unsigned pct)
-{
-    return rng_below(g, 100) < pct;
-}
-
-static uint64_t node_rand(void *arg)
-{
-    return rng_next(arg);
-}
+/* --- entry hashing ---------------------------------------------------- */
 
 static uint64_t hash_entry(uint8_t type, const void *data, size_t len)
 {
@@ -1237,35 +1210,6 @@ static void run_seed(uint64_t seed, uint64_t ticks, bool verbose,
 }
 
 /* --- checks of single calls ------------------------------------------- */
-
-static int n_tests, n_failed;
-
-static void tap(bool ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void tap(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%sok %d - ", ok ? "" : "not ", ++n_tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    if (!ok)
-        n_failed++;
-}
-
-/* Checks inside one TAP point: the first failure is printed. */
-static bool expect(bool *ok, bool cond, const char *what)
-{
-    if (!cond && *ok)
-        printf("# failed: %s\n", what);
-    if (!cond)
-        *ok = false;
-    return cond;
-}
 
 static void test_conf_codec(uint64_t seed)
 {

@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "node/swim.h"
+#include "tests/sim/simlib.h"
 
 #define STEP 10  /* ms of virtual time per step */
 #define WHEEL 16 /* delivery buckets: delay < WHEEL * STEP */
@@ -53,61 +54,6 @@
 #ifndef MAX_WAKE_STEPS
 #define MAX_WAKE_STEPS 101 /* starved member wakes every 0.5..1.5 s */
 #endif
-
-/* --- randomness ------------------------------------------------------- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *g)
-{
-    uint64_t z = (g->s += 0x9e3779b97f4a7c15ULL);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(struct rng *g, uint64_t n)
-{
-    return n ? rng_next(g) % n : 0;
-}
-
-static uint64_t node_rand(void *arg)
-{
-    return rng_next(arg);
-}
-
-/* --- TAP -------------------------------------------------------------- */
-
-static int n_tests, n_failed;
-
-static void tap(bool ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void tap(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("%sok %d - ", ok ? "" : "not ", ++n_tests);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    fflush(stdout);
-    if (!ok)
-        n_failed++;
-}
-
-static bool expect(bool *ok, bool cond, const char *what)
-{
-    if (!cond && *ok)
-        printf("# failed: %s\n", what);
-    if (!cond)
-        *ok = false;
-    return cond;
-}
 
 /* Bytes the message would take on the wire: a 13-byte header (signature,
  * version, type, sender), seq and target, 17 per update (id,

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "tests/unit/dbfile.h"
 #include "tests/unit/tmpdir.h"
 
 #include <dirent.h>
@@ -112,22 +113,6 @@ static void hex32(int seed, char out[65])
 }
 
 /* ---- the database behind the store's back ------------------------------ */
-
-static void sql_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        char copy[256];
-        snprintf(copy, sizeof(copy), "%s", msg ? msg : "?");
-        sqlite3_free(msg);
-        sqlite3_close(db);
-        fail_msg("%s: %s", sql, copy);
-    }
-    sqlite3_close(db);
-}
 
 static void append(char **buf, size_t *len, const char *s, size_t n)
 {

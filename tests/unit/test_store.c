@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/dbfile.h"
 #include "tests/unit/tmpdir.h"
 #include <sqlite3.h>
 
@@ -133,16 +134,6 @@ static void fill_random(unsigned char *buf, size_t len, unsigned seed)
     srand(seed);
     for (size_t i = 0; i < len; i++)
         buf[i] = (unsigned char)rand();
-}
-
-static void sql_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    sqlite3_close(db);
 }
 
 static void test_create_new_db(void **state)
