@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "node/agree.h"
+#include "node/lease.h"
 #include "node/log.h"
 #include "store/members.h"
 #include "store/raftlog.h"
@@ -53,6 +54,7 @@ struct agree {
     uint64_t next_req;
     uint64_t rng;
     uint64_t applied;
+    struct lease lease;
 };
 
 static uint64_t splitmix(void *arg)
@@ -197,13 +199,34 @@ int agree_propose(agree_t *a, json_t *op, agree_done_fn cb, void *arg,
     return 0;
 }
 
+/* An APPEND carries its send time (microseconds of the monotonic clock)
+ * as its stamp; the answer echoes it, which times the lease by when the
+ * heartbeat left, not when the answer arrived (node/lease.h).
+ */
 static void send_raft(agree_t *a, enum wire_type type,
-                      const struct wire_raft *r)
+                      const struct wire_raft *r, double now)
 {
     struct wire_msg m = {.type = type, .from = a->self};
 
     m.u.raft = *r;
+    if (type == WIRE_APPEND)
+        m.u.raft.hint = (uint64_t)(now * 1e6);
     transport_send(a->t, r->to, &m);
+}
+
+/* Start counting a new lease when this peer became leader of a term. */
+static void lease_sync(agree_t *a, double now)
+{
+    if (raft_role(a->raft) == RAFT_LEADER) {
+        /* a new term; or a handover that did not happen: only answers
+         * to heartbeats sent from now on count (lease.h)
+         */
+        if (a->lease.term != raft_term(a->raft) ||
+            (a->lease.revoked && raft_transferee(a->raft) == 0))
+            lease_reset(&a->lease, raft_term(a->raft), now);
+    } else if (a->lease.term != 0) {
+        a->lease.term = 0;
+    }
 }
 
 /* Hand queued proposals to Raft (leader) or to the leader. */
@@ -306,7 +329,6 @@ static void forward_answered(agree_t *a, const struct wire_propose_resp *r)
 
 void agree_step(agree_t *a, struct wire_msg *m, double now)
 {
-    (void)now;
     switch (m->type) {
     case WIRE_PREVOTE:
     case WIRE_PREVOTE_RESP:
@@ -318,8 +340,15 @@ void agree_step(agree_t *a, struct wire_msg *m, double now)
         if (m->u.raft.to != a->self)
             log_debug("dropped %s meant for %llu", wire_type_name(m->type),
                       (unsigned long long)m->u.raft.to);
-        else
+        else {
+            if (m->type == WIRE_APPEND_RESP && a->lease.term != 0 &&
+                m->u.raft.term == a->lease.term && m->u.raft.commit > 0) {
+                double sent = m->u.raft.commit / 1e6;
+                lease_heard(&a->lease, m->from, sent < now ? sent : now);
+            }
             raft_step(a->raft, m->type, m->from, &m->u.raft);
+            lease_sync(a, now);
+        }
         break;
     case WIRE_PROPOSE:
         forwarded(a, m->from, &m->u.propose);
@@ -422,6 +451,7 @@ static void reconcile(agree_t *a)
 void agree_tick(agree_t *a, double now)
 {
     raft_tick(a->raft);
+    lease_sync(a, now);
     for (size_t i = 0; i < a->nw;) {
         if (a->w[i].deadline <= now)
             finish(a, i, false, NULL,
@@ -457,8 +487,8 @@ int agree_flush(agree_t *a, double now)
     err_t err;
     int rc = 0;
 
-    (void)now;
     drain(a);
+    lease_sync(a, now);
     if (!raft_has_ready(a->raft))
         return 0;
     raft_ready(a->raft, &rd);
@@ -476,7 +506,7 @@ int agree_flush(agree_t *a, double now)
         return -1;
     }
     for (size_t i = 0; i < rd.n_msgs; i++)
-        send_raft(a, rd.msg_types[i], &rd.msgs[i]);
+        send_raft(a, rd.msg_types[i], &rd.msgs[i], now);
     for (size_t i = 0; i < rd.n_committed; i++) {
         const struct wire_entry *e = &rd.committed[i];
         struct fsm_effects fx;
@@ -517,7 +547,45 @@ int agree_transfer(agree_t *a, uint64_t to)
         errno = EINVAL;
         return -1;
     }
-    return raft_transfer(a->raft, to);
+    if (raft_transfer(a->raft, to) < 0)
+        return -1;
+    /* the new leader skips the wait (TIMEOUT_NOW): give the lease up */
+    a->lease.revoked = true;
+    return 0;
+}
+
+bool agree_lease_held(agree_t *a, double now)
+{
+    return raft_role(a->raft) == RAFT_LEADER &&
+           lease_held(&a->lease, raft_conf(a->raft), a->self, now);
+}
+
+double agree_lease_until(agree_t *a, double now)
+{
+    if (raft_role(a->raft) != RAFT_LEADER)
+        return 0;
+    return lease_until(&a->lease, raft_conf(a->raft), a->self, now);
+}
+
+uint64_t agree_term(agree_t *a)
+{
+    return raft_term(a->raft);
+}
+
+int agree_voters(agree_t *a, uint64_t *ids, int cap)
+{
+    const struct raft_conf *c = raft_conf(a->raft);
+    int n = 0;
+
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->voter[i] && n < cap)
+            ids[n++] = c->ids[i];
+    return n;
+}
+
+bool agree_has_quorum(agree_t *a)
+{
+    return raft_has_quorum(a->raft);
 }
 
 bool agree_in_conf(agree_t *a, uint64_t id)

@@ -67,6 +67,16 @@ int agree_flush(agree_t *a, double now);
 /* Hand leadership to another voter (0: the most caught-up one). */
 int agree_transfer(agree_t *a, uint64_t to);
 
+/* The controller lease (node/lease.h): held now?  Until when (monotonic
+ * seconds; 0 when not leader or revoked)?  A transfer revokes it.
+ */
+bool agree_lease_held(agree_t *a, double now);
+double agree_lease_until(agree_t *a, double now);
+uint64_t agree_term(agree_t *a);
+bool agree_has_quorum(agree_t *a);
+/* The voters' ids (up to cap); returns how many were written. */
+int agree_voters(agree_t *a, uint64_t *ids, int cap);
+
 /* Is id in Raft's membership (voter or learner)? */
 bool agree_in_conf(agree_t *a, uint64_t id);
 

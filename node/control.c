@@ -25,7 +25,9 @@
 
 #include "node/join.h"
 #include "node/log.h"
+#include "node/alive.h"
 #include "node/peerd.h"
+#include "node/place.h"
 #include "proto/ctl.h"
 #include "store/members.h"
 
@@ -125,6 +127,8 @@ json_t *control_status(struct peerd *p)
     }
     json_object_set_new(o, "slurm", slurm);
     json_object_set_new(o, "raft", agree_status_json(p->agree));
+    json_object_set_new(o, "placement", place_status_json(p, now));
+    json_object_set_new(o, "membership", alive_status_json(p));
     json_object_set_new(
         o, "peer",
         json_pack("{s:o,s:I,s:I}", "transport", transport_stats_json(p->t),
@@ -163,6 +167,8 @@ json_t *control_members(struct peerd *p)
         json_object_set_new(o, "pubkey", json_string(pub));
         json_object_set_new(o, "last_heard",
                             heard >= 0 ? json_real(heard) : json_null());
+        json_object_set_new(o, "liveness",
+                            str_or_null(alive_state(p, v[i].id)));
         json_object_set_new(o, "config_hash", str_or_null(v[i].config_hash));
         json_object_set_new(o, "munge_key_hash",
                             str_or_null(v[i].munge_key_hash));
@@ -318,6 +324,28 @@ static json_t *cmd_token(struct peerd *p, const json_t *args,
     return reply;
 }
 
+static json_t *cmd_transfer(struct peerd *p, const json_t *args,
+                            const struct envelope *env)
+{
+    const char *host = json_string_value(json_object_get(args, "host"));
+    struct member m;
+    char why[160];
+    uint64_t to = 0;
+
+    if (!p->cluster.have_state || !p->slurm_started)
+        return ctl_reply_error("transfer: this peer has no cluster state yet");
+    if (host && *host) {
+        if (members_by_name(p->cluster.store, host, &m, NULL) != 1)
+            return ctl_reply_error("transfer: no member is called '%s'", host);
+        to = m.id;
+    }
+    if (place_transfer_check(p, to, why, sizeof(why)) < 0)
+        return ctl_reply_error("transfer: %s", why);
+    return defer(
+        p, env, "transfer", NULL,
+        json_pack("{s:s,s:I}", "op", "transfer", "to", (json_int_t)to));
+}
+
 static json_t *dispatch(struct peerd *p, const json_t *req,
                         const struct envelope *env)
 {
@@ -334,6 +362,8 @@ static json_t *dispatch(struct peerd *p, const json_t *req,
         return cmd_token(p, args, env);
     if (strcmp(cmd, "ping") == 0)
         return ctl_reply_ok(json_pack("{s:b}", "pong", 1));
+    if (strcmp(cmd, "transfer") == 0)
+        return cmd_transfer(p, args, env);
     return ctl_reply_error("unknown command '%s'", cmd);
 }
 

@@ -157,7 +157,8 @@ static int op_bootstrap(store_t *s, json_t *o, uint64_t index,
         store_set(s, STORE_CONFIG, "cluster_id", id, err) < 0 ||
         store_set(s, STORE_CONFIG, "tier", tier, err) < 0 ||
         store_set(s, STORE_CONFIG, "join_pub", join_pub, err) < 0 ||
-        store_set(s, STORE_CONFIG, "controller", idtext, err) < 0)
+        store_set(s, STORE_CONFIG, "controller", idtext, err) < 0 ||
+        store_set(s, STORE_CONFIG, "static_node", idtext, err) < 0)
         return -1;
     if ((rc = put_blob_hex(s, "munge_key", munge, err)) == -1 ||
         (rc == 0 && (rc = put_blob_hex(s, "join_key", join_key, err)) == -1))
@@ -398,6 +399,100 @@ static int apply_conf(store_t *s, const struct wire_entry *e,
     return rc;
 }
 
+/* A config value as an unsigned number; 0 when absent.  -1 store error. */
+static int config_u64(store_t *s, const char *key, uint64_t *v, err_t *err)
+{
+    char *text = NULL;
+    int rc = store_get(s, STORE_CONFIG, key, &text, err);
+
+    if (rc < 0)
+        return -1;
+    *v = rc == 1 && text ? strtoull(text, NULL, 10) : 0;
+    free(text);
+    return 0;
+}
+
+static int config_put_u64(store_t *s, const char *key, uint64_t v, err_t *err)
+{
+    char text[32];
+
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
+    return store_set(s, STORE_CONFIG, key, text, err);
+}
+
+/* The leader of a term places slurmctld on itself: controller, the term
+ * as the fencing epoch, and the first job id it may hand out.  Terms only
+ * grow; the first job id never goes down.
+ */
+static int op_placement(store_t *s, json_t *o, struct fsm_effects *fx,
+                        err_t *err)
+{
+    json_int_t id, term, first;
+    uint64_t old_ctl, old_term, old_first, old_static;
+    struct member m;
+    int rc;
+
+    if (json_unpack(o, "{s:I,s:I,s:I}", "controller", &id, "term", &term,
+                    "first_job_id", &first) < 0 ||
+        id <= 0 || term <= 0 || first <= 0 || first > FSM_MAX_JOB_ID)
+        return ignore(fx, "malformed placement entry");
+    if (config_u64(s, "controller", &old_ctl, err) < 0 ||
+        config_u64(s, "controller_term", &old_term, err) < 0 ||
+        config_u64(s, "first_job_id", &old_first, err) < 0 ||
+        config_u64(s, "static_node", &old_static, err) < 0)
+        return -1;
+    if ((uint64_t)term <= old_term)
+        return ignore(fx, "placement of term %lld after term %llu",
+                      (long long)term, (unsigned long long)old_term);
+    if ((rc = members_get(s, (uint64_t)id, &m, err)) <= 0)
+        return rc < 0 ? -1 : ignore(fx, "placement on an unknown member");
+    if (strcmp(m.state, "active") != 0)
+        return ignore(fx, "placement on member %lld, which is %s",
+                      (long long)id, m.state);
+    if ((uint64_t)first < old_first)
+        first = (json_int_t)old_first;
+    /* a cluster from before placements: its static node is the first
+     * controller
+     */
+    if (old_static == 0 && old_ctl != 0 &&
+        config_put_u64(s, "static_node", old_ctl, err) < 0)
+        return -1;
+    if (config_put_u64(s, "controller", (uint64_t)id, err) < 0 ||
+        config_put_u64(s, "controller_term", (uint64_t)term, err) < 0 ||
+        config_put_u64(s, "first_job_id", (uint64_t)first, err) < 0)
+        return -1;
+    fx->placement_changed = true;
+    if ((uint64_t)first != old_first)
+        fx->config_changed = true;
+    return 0;
+}
+
+/* Someone asked to move the controller (peerctl transfer): nothing is
+ * stored; the leader acts on it when it applies the entry.
+ */
+static int op_transfer(store_t *s, json_t *o, struct fsm_effects *fx,
+                       err_t *err)
+{
+    json_int_t to;
+    struct member m;
+    int rc;
+
+    if (json_unpack(o, "{s:I}", "to", &to) < 0 || to < 0)
+        return ignore(fx, "malformed transfer entry");
+    if (to > 0) {
+        if ((rc = members_get(s, (uint64_t)to, &m, err)) <= 0)
+            return rc < 0 ? -1 : ignore(fx, "transfer to an unknown member");
+        if (!m.voter || strcmp(m.state, "active") != 0)
+            return ignore(fx,
+                          "transfer to member %lld, which is not an "
+                          "active voter",
+                          (long long)to);
+    }
+    fx->transfer = true;
+    fx->transfer_to = (uint64_t)to;
+    return 0;
+}
+
 static int apply_user(store_t *s, const struct wire_entry *e,
                       struct fsm_effects *fx, err_t *err)
 {
@@ -421,6 +516,10 @@ static int apply_user(store_t *s, const struct wire_entry *e,
         rc = op_member_report(s, o, fx, err);
     else if (strcmp(op, "member_leave") == 0)
         rc = op_member_leave(s, o, fx, err);
+    else if (strcmp(op, "placement") == 0)
+        rc = op_placement(s, o, fx, err);
+    else if (strcmp(op, "transfer") == 0)
+        rc = op_transfer(s, o, fx, err);
     else
         rc = ignore(fx, "unknown operation '%s'", op);
     json_decref(o);

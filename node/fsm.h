@@ -23,15 +23,19 @@
 #include "store/store.h"
 
 #define FSM_ENTRY RAFT_ENTRY_USER
+#define FSM_MAX_JOB_ID 0x03ff0000 /* Slurm's default MaxJobId */
 
 /* What applying an entry changed, for the caller to act on. */
 struct fsm_effects {
-    bool bootstrapped;    /* the cluster's first entry */
-    bool config_changed;  /* re-render slurm.conf */
-    bool members_changed; /* peers, voters, admission keys */
-    uint64_t admitted;    /* member id admitted by this entry, or 0 */
-    bool refused;         /* a member_add that was not valid */
-    char why[160];        /* why it was refused / ignored */
+    bool bootstrapped;      /* the cluster's first entry */
+    bool config_changed;    /* re-render slurm.conf */
+    bool members_changed;   /* peers, voters, admission keys */
+    uint64_t admitted;      /* member id admitted by this entry, or 0 */
+    bool refused;           /* a member_add that was not valid */
+    bool placement_changed; /* controller / term / first job id */
+    bool transfer;          /* peerctl transfer: the leader hands over */
+    uint64_t transfer_to;   /* to this voter, 0 = any */
+    char why[160];          /* why it was refused / ignored */
 };
 
 /* Apply one committed entry.  Returns 0, or -1 with err if the store

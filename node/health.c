@@ -144,10 +144,12 @@ static json_t *snapshot(void)
                      node_state_name(n->node_state),
                      (n->node_state & NODE_STATE_DRAIN) ? "+drain" : "",
                      (n->node_state & NODE_STATE_NO_RESPOND) ? "*" : "");
-            json_array_append_new(na, json_pack("{s:s,s:s,s:i,s:I}", "name",
-                                                n->name, "state", state, "cpus",
-                                                (int)n->cpus, "memory_mb",
-                                                (json_int_t)n->real_memory));
+            json_t *no = json_pack("{s:s,s:s,s:i,s:I}", "name", n->name,
+                                   "state", state, "cpus", (int)n->cpus,
+                                   "memory_mb", (json_int_t)n->real_memory);
+            json_object_set_new(
+                no, "reason", n->reason ? json_string(n->reason) : json_null());
+            json_array_append_new(na, no);
         }
         slurm_free_node_info_msg(nodes);
     }

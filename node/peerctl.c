@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -40,6 +41,7 @@ static void usage(FILE *f)
                "  config set KEY VAL  change it (voters, description, "
                "slurm.<Param>)\n"
                "  token create [--ttl 24h] [--uses 1]  a join token\n"
+               "  transfer [HOST]     move the controller (to HOST, a voter)\n"
                "  ping                is peerd there?\n"
                "  --timeout SEC  wait at most SEC (0-3600] for an answer\n"
                "exit status: 0 healthy, 1 degraded, 2 peerd unreachable\n"
@@ -266,6 +268,63 @@ static void print_members(json_t *a)
     }
 }
 
+/* The controller from a status document: host and term. */
+static bool controller_of(const char *path, char *host, size_t cap,
+                          long long *term, bool *answering)
+{
+    json_t *req = ctl_request("status", NULL), *reply, *st, *pl;
+    bool ok;
+
+    reply = call(path, req, 3000);
+    json_decref(req);
+    st = json_object_get(reply, "result");
+    pl = json_object_get(st, "placement");
+    ok = json_is_true(json_object_get(reply, "ok")) && pl;
+    if (ok) {
+        snprintf(host, cap, "%s", str(pl, "host"));
+        *term = json_integer_value(json_object_get(pl, "term"));
+        *answering = json_is_true(
+            json_object_get(json_object_get(st, "slurm"), "reachable"));
+    }
+    json_decref(reply);
+    return ok;
+}
+
+/* After a transfer was committed: wait until another host is the
+ * controller and slurmctld answers there.
+ */
+static int follow_transfer(const char *path, const char *to, double timeout,
+                           bool as_json)
+{
+    char first[128] = "", host[128];
+    long long term0 = 0, term;
+    bool answering;
+    struct timespec pause = {0, 200 * 1000 * 1000};
+
+    if (!controller_of(path, first, sizeof(first), &term0, &answering))
+        return EXIT_UNREACHABLE;
+    for (double waited = 0; waited < timeout; waited += 0.2) {
+        if (controller_of(path, host, sizeof(host), &term, &answering) &&
+            term > term0 && strcmp(host, "-") != 0 &&
+            (!to || strcmp(host, to) == 0) && answering) {
+            if (as_json) {
+                json_t *o = json_pack("{s:s,s:I}", "controller", host, "term",
+                                      (json_int_t)term);
+                char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+                printf("%s\n", text ? text : "null");
+                free(text);
+                json_decref(o);
+            } else
+                printf("the controller moved to %s (term %lld)\n", host, term);
+            return EXIT_HEALTHY;
+        }
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "peerctl: the controller did not move within %.0f s\n",
+            timeout);
+    return EXIT_DEGRADED;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -348,6 +407,10 @@ int main(int argc, char **argv)
         args = json_pack("{s:s,s:s}", "key", av[2], "value", av[3]);
         if (timeout < 20)
             timeout = 20; /* a write waits for a commit */
+    } else if (strcmp(cmd, "transfer") == 0 && nargs <= 2) {
+        args = nargs == 2 ? json_pack("{s:s}", "host", av[1]) : NULL;
+        if (timeout < 20)
+            timeout = 20;
     } else if (strcmp(cmd, "token") == 0 && nargs == 2 &&
                strcmp(av[1], "create") == 0) {
         args = json_pack("{s:I,s:I}", "ttl", (json_int_t)ttl, "uses",
@@ -379,6 +442,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "token") == 0) {
         /* only the token on stdout: scripts take it as it is */
         printf("%s\n", str(result, "token"));
+    } else if (strcmp(cmd, "transfer") == 0) {
+        rc = follow_transfer(path, nargs == 2 ? av[1] : NULL, timeout, as_json);
     } else if (as_json) {
         char *text = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
         printf("%s\n", text ? text : "null");

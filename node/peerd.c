@@ -41,7 +41,10 @@
 
 #include "node/join.h"
 #include "node/log.h"
+#include "node/alive.h"
+#include "node/hostsfile.h"
 #include "node/peerd.h"
+#include "node/place.h"
 #include "store/file.h"
 #include "store/members.h"
 
@@ -52,6 +55,7 @@ struct options {
     const char *listen;
     const char *join;
     const char *token;
+    const char *hosts_file;
     bool syslog;
     bool debug;
     struct cluster_opts cluster;
@@ -75,8 +79,8 @@ static void usage(FILE *f)
         "             [--join HOST[:PORT] --token TOKEN]\n"
         "             [--data-dir DIR] [--listen ADDR[:PORT]] "
         "[--address ADDR]\n"
-        "             [--slurm-conf PATH] [--munged PATH] "
-        "[--slurmctld PATH]\n"
+        "             [--slurm-conf PATH] [--hosts-file PATH]\n"
+        "             [--munged PATH] [--slurmctld PATH]\n"
         "             [--slurmd PATH] [--syslog] [--debug]\n"
         "\n"
         "  --bootstrap         create a cluster on this host (or resume it)\n"
@@ -91,12 +95,15 @@ static void usage(FILE *f)
         "socket: PORT+1)\n"
         "  --address ADDR      address other hosts reach this one at\n"
         "  --slurm-conf PATH   where to write slurm.conf (default %s)\n"
+        "  --hosts-file PATH   where %s is pointed at the controller "
+        "(default\n"
+        "                      /etc/hosts)\n"
         "  --munged/--slurmctld/--slurmd PATH   daemon binaries\n"
         "  --syslog            log to syslog instead of stderr\n"
         "  --debug             log debug messages\n"
         "See peerd(8).\n",
         CLUSTER_DEFAULT_NAME, TRANSPORT_DEFAULT_PORT, PEERD_DEFAULT_DATA_DIR,
-        PEERD_DEFAULT_SLURM_CONF);
+        PEERD_DEFAULT_SLURM_CONF, SLURM_CTL_ALIAS);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -112,6 +119,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_JOIN,
         OPT_TOKEN,
         OPT_SLURM_CONF,
+        OPT_HOSTS_FILE,
         OPT_MUNGED,
         OPT_SLURMCTLD,
         OPT_SLURMD,
@@ -131,6 +139,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"join", required_argument, NULL, OPT_JOIN},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"slurm-conf", required_argument, NULL, OPT_SLURM_CONF},
+        {"hosts-file", required_argument, NULL, OPT_HOSTS_FILE},
         {"munged", required_argument, NULL, OPT_MUNGED},
         {"slurmctld", required_argument, NULL, OPT_SLURMCTLD},
         {"slurmd", required_argument, NULL, OPT_SLURMD},
@@ -147,6 +156,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (!o->data_dir || !*o->data_dir)
         o->data_dir = PEERD_DEFAULT_DATA_DIR;
     o->slurm_conf = PEERD_DEFAULT_SLURM_CONF;
+    o->hosts_file = "/etc/hosts";
     o->bin.munged = "munged";
     o->bin.slurmctld = "slurmctld";
     o->bin.slurmd = "slurmd";
@@ -181,6 +191,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_SLURM_CONF:
             o->slurm_conf = optarg;
+            break;
+        case OPT_HOSTS_FILE:
+            o->hosts_file = optarg;
             break;
         case OPT_MUNGED:
             o->bin.munged = optarg;
@@ -332,49 +345,58 @@ static void sync_peers(struct peerd *p)
     free(v);
 }
 
-/* The controller member, its host name and address (without the port). */
-static int find_controller(struct peerd *p, struct member *m)
+/* The controller candidates (the voters) as "h1,h2,h3", by member id:
+ * the same on every host.  Returns 0, -1 when there is none.
+ */
+static int voter_names(struct peerd *p, char *out, size_t cap)
 {
-    char *v = NULL;
-    err_t err;
-    int rc;
+    struct member *v = NULL;
+    size_t n = 0, len = 0;
 
-    if (store_get(p->cluster.store, STORE_CONFIG, "controller", &v, &err) !=
-            1 ||
-        !v) {
-        free(v);
+    out[0] = '\0';
+    if (members_list(p->cluster.store, &v, &n, NULL) < 0)
         return -1;
-    }
-    p->controller_id = strtoull(v, NULL, 10);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].voter && strcmp(v[i].state, "active") == 0 &&
+            len + strlen(v[i].name) + 2 < cap)
+            len += snprintf(out + len, cap - len, "%s%s", len ? "," : "",
+                            v[i].name);
     free(v);
-    rc = members_get(p->cluster.store, p->controller_id, m, &err);
-    if (rc != 1)
-        return -1;
-    snprintf(p->ctl_name, sizeof(p->ctl_name), "%s", m->name);
-    if (transport_parse_addr(m->address, p->ctl_addr, sizeof(p->ctl_addr), &rc,
-                             TRANSPORT_DEFAULT_PORT) < 0)
-        return -1;
-    return 0;
+    return len ? 0 : -1;
 }
 
 /* Render slurm.conf from the state; 1 changed, 0 same, -1 failed. */
 static int render_site(struct peerd *p, bool prepare, err_t *err)
 {
-    struct member ctl;
-    char **extra = NULL;
+    struct member first;
+    char **extra = NULL, hosts[1024], addr[64], *v = NULL;
+    uint64_t first_id = 0;
     size_t n = 0;
-    int rc;
+    int rc, port;
 
-    if (find_controller(p, &ctl) < 0)
-        return errprintf(err, "the cluster state names no controller");
+    if (store_get(p->cluster.store, STORE_CONFIG, "static_node", &v, NULL) ==
+            1 &&
+        v)
+        first_id = strtoull(v, NULL, 10);
+    free(v);
+    if (first_id == 0) /* a cluster from before placements */
+        first_id = p->controller_id;
+    if (members_get(p->cluster.store, first_id, &first, err) != 1 ||
+        transport_parse_addr(first.address, addr, sizeof(addr), &port,
+                             TRANSPORT_DEFAULT_PORT) < 0)
+        return errprintf(err, "the cluster state names no first host");
+    if (voter_names(p, hosts, sizeof(hosts)) < 0)
+        return errprintf(err, "the cluster state names no voter");
     if (store_config_lines(p->cluster.store, "slurm.", &extra, &n, err) < 0)
         return -1;
     struct slurm_site site = {
         .cluster_name = p->cluster.name,
-        .ctl_name = ctl.name,
-        .ctl_addr = p->ctl_addr,
-        .ctl_cpus = ctl.cpus,
-        .ctl_memory_mb = ctl.memory_mb,
+        .ctl_hosts = hosts,
+        .static_name = first.name,
+        .static_addr = addr,
+        .static_cpus = first.cpus,
+        .static_memory_mb = first.memory_mb,
+        .first_job_id = (unsigned long)p->first_job_id,
         .extra = (const char *const *)extra,
         .n_extra = n,
     };
@@ -386,6 +408,8 @@ static int render_site(struct peerd *p, bool prepare, err_t *err)
     else
         rc = slurm_render(&site, &p->layout, err);
     store_lines_free(extra, n);
+    if (rc >= 0)
+        p->static_node = first_id == p->cluster.node_id;
     return rc;
 }
 
@@ -393,20 +417,26 @@ static int start_slurm(struct peerd *p)
 {
     err_t err = {{0}};
 
-    int rc = render_site(p, true, &err);
+    int rc;
 
+    place_load(p);
+    rc = render_site(p, true, &err);
     if (rc < 0) {
         log_warnx("%s", err.text);
         return strstr(err.text, "not written by peerd") ? EX_CONFIG
                                                         : EX_CANTCREAT;
     }
-    p->controller = p->controller_id == p->cluster.node_id;
-    log_info("wrote %s (sha256 %.16s...); this host is %s",
+    log_info("wrote %s (sha256 %.16s...); the controller is %s (term %llu)",
              p->layout.slurm_conf, p->layout.config_hash,
-             p->controller ? "the controller" : "a compute node");
+             p->ctl_name[0] ? p->ctl_name : "not placed yet",
+             (unsigned long long)p->ctl_term);
+    if (p->ctl_addr[0] &&
+        hostsfile_point(p->hosts_file, SLURM_CTL_ALIAS, p->ctl_addr, &err) < 0)
+        log_warnx("%s", err.text);
+    ship_init(p);
     p->sv = supervisor_new();
     if (!p->sv || slurm_add_services(p->sv, &p->layout, &p->bin, p->host.name,
-                                     p->controller, p->ctl_addr, p->host.cpus,
+                                     p->static_node, p->host.cpus,
                                      p->host.memory_mb) < 0) {
         log_warn("cannot set up the supervisor");
         supervisor_destroy(&p->sv);
@@ -432,7 +462,10 @@ static void reported(void *arg, bool ok, uint64_t index,
     struct peerd *p = arg;
 
     p->reporting = false;
-    if (ok)
+    /* slurm.conf may have been rewritten while the report was on its way:
+     * then the next round reports again
+     */
+    if (ok && strcmp(p->report_hash, p->layout.config_hash) == 0)
         p->reported = true;
     else
         log_debug("hash report not committed: %s", error);
@@ -458,8 +491,11 @@ static void report_hashes(struct peerd *p, double now)
                                 "id", (json_int_t)p->cluster.node_id,
                                 "config_hash", p->layout.config_hash,
                                 "munge_key_hash", p->cluster.munge_key_hash),
-                      reported, p, now) == 0)
+                      reported, p, now) == 0) {
         p->reporting = true;
+        snprintf(p->report_hash, sizeof(p->report_hash), "%s",
+                 p->layout.config_hash);
+    }
 }
 
 /* Called by agree for every entry applied here. */
@@ -470,8 +506,10 @@ static void on_applied(void *arg, const struct wire_entry *e,
     err_t err = {{0}};
     int rc;
 
-    if (fx->members_changed)
+    if (fx->members_changed) {
         sync_peers(p);
+        alive_members(p);
+    }
     if (fx->bootstrapped && !p->cluster.have_state) {
         if ((rc = cluster_load_state(&p->cluster, &err)) != 0) {
             log_warnx("cannot load the cluster state: %s", err.text);
@@ -486,11 +524,12 @@ static void on_applied(void *arg, const struct wire_entry *e,
     if (p->cluster.have_state && !p->slurm_started && !p->sv &&
         fx->members_changed && p->cluster.node_id != 0) {
         struct member m;
-        if (members_get(p->cluster.store, p->cluster.node_id, &m, NULL) == 1 &&
-            find_controller(p, &m) == 0)
+        if (members_get(p->cluster.store, p->cluster.node_id, &m, NULL) == 1)
             start_slurm(p);
     }
-    if (fx->config_changed && p->slurm_started) {
+    place_applied(p, fx->placement_changed, fx->transfer, fx->transfer_to);
+    if ((fx->config_changed || fx->members_changed || fx->placement_changed) &&
+        p->slurm_started) {
         rc = render_site(p, false, &err);
         if (rc < 0)
             log_warnx("%s", err.text);
@@ -578,6 +617,7 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
         *next_tick = now + AGREE_TICK;
         report_hashes(p, now);
     }
+    agree_flush(p->agree, now);
     if (*next_tick - now < wait)
         wait = *next_tick - now;
     if (p->sv && p->health) {
@@ -598,6 +638,9 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
         }
         if (w < wait)
             wait = w;
+        place_tick(p, now);
+        ship_tick(p, now);
+        alive_tick(p, now);
     }
     agree_flush(p->agree, now);
 
@@ -623,6 +666,17 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
         struct wire_msg m;
         if (transport_recv(p->t, &m) <= 0)
             break;
+        if (m.type == WIRE_SWIM) {
+            alive_recv(p, &m, now);
+            wire_msg_fini(&m);
+            continue;
+        }
+        if (m.type == WIRE_STATE_CHUNK || m.type == WIRE_STATE_ACK) {
+            if (p->slurm_started)
+                ship_recv(p, &m, now);
+            wire_msg_fini(&m);
+            continue;
+        }
         agree_step(p->agree, &m, now);
     }
     for (;;) {
@@ -869,6 +923,7 @@ int main(int argc, char **argv)
     memset(&p, 0, sizeof(p));
     p.data_dir = o.data_dir;
     p.slurm_conf = o.slurm_conf;
+    p.hosts_file = o.hosts_file;
     p.bin = o.bin;
     p.started = peerd_now();
     p.svc_munged = p.svc_slurmctld = p.svc_slurmd = -1;
@@ -959,8 +1014,17 @@ int main(int argc, char **argv)
         goto out;
     }
     sync_peers(&p);
+    if (alive_start(&p) < 0) {
+        rc = EX_OSERR;
+        goto out;
+    }
     if (control_open(&p, &err) < 0) {
         log_warnx("%s", err.text);
+        rc = EX_OSERR;
+        goto out;
+    }
+    if (!(p.fence = fence_start())) {
+        log_warn("cannot start the lease fence");
         rc = EX_OSERR;
         goto out;
     }
@@ -980,8 +1044,12 @@ int main(int argc, char **argv)
     health_stop(&p.health);
     if (p.sv)
         supervisor_stop_all(p.sv, 10.0);
+    fence_stop(&p.fence);
     stop_orphans();
 out:
+    fence_stop(&p.fence);
+    ship_fini(&p);
+    alive_stop(&p);
     health_stop(&p.health);
     control_close(&p);
     agree_destroy(&p.agree);

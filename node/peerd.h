@@ -13,8 +13,11 @@
 
 #include "node/agree.h"
 #include "node/cluster.h"
+#include "node/fence.h"
+#include "node/gossip.h"
 #include "node/health.h"
 #include "node/hostinfo.h"
+#include "node/ship.h"
 #include "node/slurm.h"
 #include "node/supervise.h"
 #include "node/transport.h"
@@ -36,16 +39,37 @@ struct peerd {
 
     /* Slurm: set up once the cluster state is here */
     bool slurm_started;
-    bool controller; /* this host runs slurmctld */
+    bool controller;  /* slurmctld is enabled on this host */
+    bool static_node; /* this host's node is in slurm.conf (the first) */
+    const char *hosts_file;
+
+    /* the committed placement (node/place.h) */
     uint64_t controller_id;
+    uint64_t ctl_term;     /* its fencing epoch */
+    uint64_t first_job_id; /* FirstJobId of that term */
     char ctl_name[64];
     char ctl_addr[64];
+    bool placing;              /* a placement proposal in flight */
+    uint64_t ctl_started_term; /* term slurmctld was last set up for here */
+    fence_t *fence;
+    double fence_until; /* what the fence was told */
+    struct handover {
+        bool active;
+        uint64_t to; /* 0: any voter */
+        double started, final_at;
+        bool transferred;
+        double retry_at; /* a failing slurmctld: next handover attempt */
+    } handover;
+    struct ship ship;
+    gossip_t *gossip; /* SWIM (node/alive.h) */
+    double alive_next;
     struct slurm_layout layout;
     supervisor_t *sv;
     health_t *health;
     int svc_munged, svc_slurmctld, svc_slurmd;
     bool reported; /* our hashes are in the member table */
     bool reporting;
+    char report_hash[65]; /* the config hash of the report in flight */
 
     /* last health report */
     struct health_report report;

@@ -809,8 +809,9 @@ static uint64_t conflict_hint(const struct raft *r, uint64_t prev)
     return i - 1;
 }
 
+/* stamp: the hint of the APPEND answered, echoed in commit (raft.h) */
 static void send_append_resp(struct raft *r, uint64_t to, bool reject,
-                             uint64_t index, uint64_t hint)
+                             uint64_t index, uint64_t hint, uint64_t stamp)
 {
     struct wire_raft *m = msg_new(r, WIRE_APPEND_RESP, to);
 
@@ -818,6 +819,7 @@ static void send_append_resp(struct raft *r, uint64_t to, bool reject,
         m->reject = reject;
         m->index = index;
         m->hint = hint;
+        m->commit = stamp;
     }
 }
 
@@ -830,13 +832,14 @@ static int handle_append(struct raft *r, uint64_t from,
     bool conflict = false;
 
     if (m->index > last_index(r)) {
-        send_append_resp(r, from, true, m->index, last_index(r));
+        send_append_resp(r, from, true, m->index, last_index(r), m->hint);
         return 0;
     }
     if (term_at(r, m->index) != m->log_term) {
         if (m->index <= r->commit)
             goto bad; /* a leader always holds our committed entries */
-        send_append_resp(r, from, true, m->index, conflict_hint(r, m->index));
+        send_append_resp(r, from, true, m->index, conflict_hint(r, m->index),
+                         m->hint);
         return 0;
     }
     for (k = 0; k < n; k++) {
@@ -871,7 +874,7 @@ static int handle_append(struct raft *r, uint64_t from,
     commit = m->commit < lastnew ? m->commit : lastnew;
     if (commit > r->commit)
         r->commit = commit;
-    send_append_resp(r, from, false, lastnew, 0);
+    send_append_resp(r, from, false, lastnew, 0, m->hint);
     return 0;
 bad:
     errno = EINVAL;
@@ -1110,7 +1113,7 @@ static bool step_newer_term(struct raft *r, enum wire_type type, uint64_t from,
 static void step_older_term(struct raft *r, enum wire_type type, uint64_t from)
 {
     if (type == WIRE_APPEND && (r->opt.check_quorum || r->opt.pre_vote))
-        send_append_resp(r, from, false, 0, 0);
+        send_append_resp(r, from, false, 0, 0, 0);
     else if (type == WIRE_PREVOTE)
         send_simple(r, WIRE_PREVOTE_RESP, from, r->term, true);
 }
@@ -1360,6 +1363,11 @@ uint64_t raft_match(raft_t *r, uint64_t id)
     if ((i = conf_find(&r->conf, id)) < 0)
         return 0;
     return r->prs[i].match;
+}
+
+uint64_t raft_transferee(raft_t *r)
+{
+    return r->role == RAFT_LEADER ? r->transferee : 0;
 }
 
 bool raft_has_quorum(raft_t *r)

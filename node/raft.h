@@ -34,10 +34,13 @@
  *   APPEND:      a heartbeat is an APPEND without entries whose index is
  *                the follower's match index and whose commit is
  *                min(commit, match).
+ *   APPEND:      hint = a stamp of the caller's choosing (raft sets 0);
+ *                node/agree.c numbers its APPENDs to time the lease.
  *   APPEND_RESP: on reject, index = the rejected prev index and hint =
  *                the highest index where the follower's log may still
  *                agree (its last index, or the index before its run of
- *                entries with the conflicting term).
+ *                entries with the conflicting term); commit = the stamp
+ *                (hint) of the APPEND answered.
  * Requests (PREVOTE, VOTE, TIMEOUT_NOW) and answers from peers outside
  * the configuration are ignored; APPEND is taken from any peer with a
  * current term, since a new leader may know a configuration we have not
@@ -174,6 +177,8 @@ uint64_t raft_leader(raft_t *r); /* 0 if unknown */
 uint64_t raft_commit_index(raft_t *r);
 uint64_t raft_last_index(raft_t *r);
 const struct raft_conf *raft_conf(raft_t *r);
+/* The voter leadership is being handed to, 0 if none. */
+uint64_t raft_transferee(raft_t *r);
 /* The leader's view of a peer's match index (0 if unknown / not leader). */
 uint64_t raft_match(raft_t *r, uint64_t id);
 /* True while the leader has heard from a quorum within the last

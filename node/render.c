@@ -137,6 +137,8 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
     put(&b, "ReturnToService=2\n");
     put(&b, "SlurmctldTimeout=10\nSlurmdTimeout=30\n");
     put(&b, "MaxNodeCount=%d\nTreeWidth=65533\n", p->max_nodes);
+    if (p->first_job_id > 1)
+        put(&b, "FirstJobId=%lu\n", p->first_job_id);
     put(&b, "NodeName=%s NodeAddr=%s CPUs=%d RealMemory=%ld State=UNKNOWN\n",
         p->node_name, p->node_addr, p->node_cpus, p->node_memory_mb);
     put(&b, "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE "

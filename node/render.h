@@ -11,8 +11,8 @@
 
 struct slurm_params {
     const char *cluster_name;
-    const char *ctl_host; /* host name slurmctld runs on */
-    const char *ctl_addr; /* its address */
+    const char *ctl_host; /* hosts that may run slurmctld: "h1,h2,h3" */
+    const char *ctl_addr; /* the one address they share (peerd-ctl) */
     const char *munge_socket;
     const char *state_dir; /* StateSaveLocation */
     const char *spool_dir; /* SlurmdSpoolDir */
@@ -21,7 +21,8 @@ struct slurm_params {
     const char *node_addr;
     int node_cpus;
     long node_memory_mb;
-    int max_nodes; /* MaxNodeCount, room for dynamic nodes */
+    int max_nodes;              /* MaxNodeCount, room for dynamic nodes */
+    unsigned long first_job_id; /* FirstJobId; 0 or 1: Slurm's default */
     /* extra "Key=Value" lines (config slurm.<Key>), in a fixed order */
     const char *const *extra;
     size_t n_extra;

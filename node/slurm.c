@@ -57,17 +57,18 @@ int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
     char *slash, *text, *old = NULL;
     struct slurm_params p = {
         .cluster_name = site->cluster_name,
-        .ctl_host = site->ctl_name,
-        .ctl_addr = site->ctl_addr,
+        .ctl_host = site->ctl_hosts,
+        .ctl_addr = SLURM_CTL_ALIAS,
         .munge_socket = l->munge_socket,
         .state_dir = l->state_dir,
         .spool_dir = l->spool_dir,
         .run_dir = l->run_dir,
-        .node_name = site->ctl_name,
-        .node_addr = site->ctl_addr,
-        .node_cpus = site->ctl_cpus,
-        .node_memory_mb = site->ctl_memory_mb,
+        .node_name = site->static_name,
+        .node_addr = site->static_addr,
+        .node_cpus = site->static_cpus,
+        .node_memory_mb = site->static_memory_mb,
         .max_nodes = 1024,
+        .first_job_id = site->first_job_id,
         .extra = site->extra,
         .n_extra = site->n_extra,
     };
@@ -136,14 +137,13 @@ int slurm_prepare(const char *data_dir, const char *slurm_conf_path,
 
 int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
                        const struct slurm_binaries *bin, const char *node_name,
-                       bool controller, const char *ctl_addr, int cpus,
-                       long memory_mb)
+                       bool static_node, int cpus, long memory_mb)
 {
     char sock[PATH_MAX + 16], key[PATH_MAX + 16], pid[PATH_MAX + 16],
         seed[PATH_MAX + 16], logs[3][PATH_MAX], server[160], conf[96];
     uid_t muid;
     gid_t mgid;
-    int m, c;
+    int m;
 
     munge_user(&muid, &mgid);
     snprintf(sock, sizeof(sock), "--socket=%s", l->munge_socket);
@@ -153,7 +153,7 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
     snprintf(logs[0], sizeof(logs[0]), "%s/munged.log", l->log_dir);
     snprintf(logs[1], sizeof(logs[1]), "%s/slurmctld.log", l->log_dir);
     snprintf(logs[2], sizeof(logs[2]), "%s/slurmd.log", l->log_dir);
-    snprintf(server, sizeof(server), "%s:6817", ctl_addr);
+    snprintf(server, sizeof(server), "%s:6817", SLURM_CTL_ALIAS);
     snprintf(conf, sizeof(conf), "CPUs=%d RealMemory=%ld", cpus, memory_mb);
 
     /* munged logs to stderr in the foreground; its own log file would
@@ -180,22 +180,21 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
 
     if ((m = supervisor_add(sv, &spec)) < 0)
         return -1;
-    c = m;
     spec.uid = (uid_t)-1;
     spec.gid = (gid_t)-1;
     spec.start_timeout = 60;
     spec.hang_timeout = 120;
-    if (controller) {
-        spec.name = "slurmctld";
-        spec.argv = slurmctld;
-        spec.log_path = logs[1];
-        spec.depends_on = m;
-        if ((c = supervisor_add(sv, &spec)) < 0)
-            return -1;
-    }
+    spec.name = "slurmctld";
+    spec.argv = slurmctld;
+    spec.log_path = logs[1];
+    spec.depends_on = m;
+    spec.disabled = true;
+    if (supervisor_add(sv, &spec) < 0)
+        return -1;
     spec.name = "slurmd";
-    spec.argv = controller ? slurmd_static : slurmd_dynamic;
+    spec.argv = static_node ? slurmd_static : slurmd_dynamic;
     spec.log_path = logs[2];
-    spec.depends_on = c;
+    spec.depends_on = m;
+    spec.disabled = false;
     return supervisor_add(sv, &spec) < 0 ? -1 : 0;
 }

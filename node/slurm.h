@@ -27,6 +27,11 @@
 #define SLURM_RUN_DIR "/run/slurm"
 #define SLURM_STATE_DIR "/var/lib/slurm/slurmctld"
 #define SLURM_SPOOL_DIR "/var/lib/slurm/slurmd"
+/* The controller's address as slurm.conf, slurmd and every job step know
+ * it: a name that peerd points at the current controller in every host's
+ * hosts file (node/hostsfile.h).
+ */
+#define SLURM_CTL_ALIAS "peerd-ctl"
 
 struct slurm_layout {
     char munge_dir[PATH_MAX];
@@ -43,10 +48,12 @@ struct slurm_layout {
 /* What slurm.conf says, from the replicated state. */
 struct slurm_site {
     const char *cluster_name;
-    const char *ctl_name; /* the controller host and its static node */
-    const char *ctl_addr;
-    int ctl_cpus;
-    long ctl_memory_mb;
+    const char *ctl_hosts;   /* controller candidates (voters), "h1,h2" */
+    const char *static_name; /* the first host's node, in slurm.conf */
+    const char *static_addr;
+    int static_cpus;
+    long static_memory_mb;
+    unsigned long first_job_id;
     const char *const *extra; /* "Key=Value" from config slurm.<Key> */
     size_t n_extra;
 };
@@ -70,14 +77,14 @@ int slurm_prepare(const char *data_dir, const char *slurm_conf_path,
 int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
                  err_t *err);
 
-/* Register munged, then slurmctld (controller only), then slurmd, each
- * depending on the one before.  The controller's slurmd is its static
- * node; elsewhere slurmd is a dynamic node (-Z) that takes its
- * configuration from the controller (--conf-server).  Returns 0 or -1.
+/* Register munged, slurmctld (disabled: peerd enables it while this
+ * host holds the controller lease) and slurmd, both depending on munged.
+ * The first host's slurmd is its static node; elsewhere slurmd is a
+ * dynamic node (-Z) that takes its configuration from the controller
+ * (--conf-server SLURM_CTL_ALIAS).  Returns 0 or -1.
  */
 int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
                        const struct slurm_binaries *bin, const char *node_name,
-                       bool controller, const char *ctl_addr, int cpus,
-                       long memory_mb);
+                       bool static_node, int cpus, long memory_mb);
 
 #endif

@@ -45,8 +45,9 @@ struct svc {
     double next_start; /* BACKOFF/FAILED: when to try again */
     double unhealthy_since;
     bool healthy;
-    bool killing; /* we sent a signal; the exit is expected */
-    int failures; /* consecutive, for the backoff */
+    bool killing;   /* we sent a signal; the exit is expected */
+    double kill_at; /* disabled with a process left: SIGKILL then */
+    int failures;   /* consecutive, for the backoff */
     int restarts;
     int spawns;
     char last_error[256];
@@ -130,7 +131,7 @@ int supervisor_add(supervisor_t *sv, const struct svc_spec *spec)
     s->depends_on = spec->depends_on;
     s->start_timeout = spec->start_timeout;
     s->hang_timeout = spec->hang_timeout;
-    s->state = SVC_WAITING;
+    s->state = spec->disabled ? SVC_STOPPED : SVC_WAITING;
     s->state_since = mono_now();
     return sv->n++;
 }
@@ -365,6 +366,16 @@ double supervisor_tick(supervisor_t *sv, double now)
                 s->failures = 0;
             break;
         case SVC_STOPPED:
+            if (s->pid > 0 && s->kill_at > 0) {
+                if (now >= s->kill_at) {
+                    log_warnx("%s: still running after SIGTERM; SIGKILL",
+                              s->name);
+                    kill_service(s, SIGKILL);
+                    s->kill_at = 0;
+                } else {
+                    due = s->kill_at;
+                }
+            }
             break;
         }
         if (due > 0 && due - now < next)
@@ -398,9 +409,12 @@ static void exited(struct svc *s, int status, double now)
     if (!s->killing)
         describe_exit(s, status);
     log_warnx("%s: pid %d %s", s->name, (int)s->pid, s->last_error);
+    if (s->state == SVC_STOPPED)
+        kill(-s->pid, SIGKILL); /* what is left of its process group */
     s->pid = 0;
     s->healthy = false;
     s->killing = false;
+    s->kill_at = 0;
     if (s->state != SVC_STOPPED)
         backoff(s, now, SVC_BACKOFF);
 }
@@ -466,7 +480,8 @@ bool supervisor_starting(supervisor_t *sv)
 bool supervisor_healthy(supervisor_t *sv)
 {
     for (int i = 0; i < sv->n; i++)
-        if (sv->svc[i].state != SVC_RUNNING || !sv->svc[i].healthy)
+        if (sv->svc[i].state != SVC_STOPPED &&
+            (sv->svc[i].state != SVC_RUNNING || !sv->svc[i].healthy))
             return false;
     return sv->n > 0;
 }
@@ -508,6 +523,51 @@ void supervisor_stop_one(supervisor_t *sv, int idx, double grace)
         kill_service(s, SIGTERM);
         wait_gone(s, grace);
     }
+}
+
+void supervisor_enable(supervisor_t *sv, int idx, double now)
+{
+    struct svc *s;
+
+    if (idx < 0 || idx >= sv->n || sv->svc[idx].state != SVC_STOPPED)
+        return;
+    s = &sv->svc[idx];
+    /* a process still on its way out is reaped first; the backoff state
+     * then starts the new one once it is gone
+     */
+    if (s->pid > 0) {
+        s->next_start = now;
+        set_state(s, SVC_BACKOFF, now);
+    } else {
+        set_state(s, SVC_WAITING, now);
+    }
+    s->failures = 0;
+}
+
+void supervisor_disable(supervisor_t *sv, int idx, double grace, double now)
+{
+    struct svc *s;
+
+    if (idx < 0 || idx >= sv->n)
+        return;
+    s = &sv->svc[idx];
+    if (s->state == SVC_STOPPED)
+        return;
+    set_state(s, SVC_STOPPED, now);
+    if (s->pid > 0) {
+        kill_service(s, SIGTERM);
+        s->kill_at = now + grace;
+    }
+}
+
+bool supervisor_enabled(supervisor_t *sv, int idx)
+{
+    return idx >= 0 && idx < sv->n && sv->svc[idx].state != SVC_STOPPED;
+}
+
+int supervisor_failures(supervisor_t *sv, int idx)
+{
+    return idx >= 0 && idx < sv->n ? sv->svc[idx].failures : 0;
 }
 
 void supervisor_stop_all(supervisor_t *sv, double grace)

@@ -40,6 +40,7 @@ struct svc_spec {
     int depends_on;       /* index of another service, or -1 */
     double start_timeout; /* seconds to become healthy */
     double hang_timeout;  /* seconds unhealthy while running */
+    bool disabled;        /* added STOPPED: supervisor_enable() starts it */
 };
 
 supervisor_t *supervisor_new(void);
@@ -74,8 +75,27 @@ pid_t supervisor_pid(supervisor_t *sv, int idx);
 /* True if some service is spawned but not yet healthy. */
 bool supervisor_starting(supervisor_t *sv);
 
-/* True if every service is running and healthy. */
+/* True if every service not stopped is running and healthy. */
 bool supervisor_healthy(supervisor_t *sv);
+
+/* Let a stopped service start again (as soon as what it depends on
+ * is healthy); no-op for a service that is not stopped.
+ */
+void supervisor_enable(supervisor_t *sv, int idx, double now);
+
+/* Stop a service without waiting: SIGTERM to its process group now,
+ * SIGKILL if it is still there grace seconds later (from
+ * supervisor_tick); it is not restarted until supervisor_enable().
+ */
+void supervisor_disable(supervisor_t *sv, int idx, double grace, double now);
+
+/* Is the service enabled (not stopped)? */
+bool supervisor_enabled(supervisor_t *sv, int idx);
+
+/* Its consecutive failed starts and deaths (0 once it has run
+ * healthily for a minute).
+ */
+int supervisor_failures(supervisor_t *sv, int idx);
 
 /* Stop all services in reverse order: SIGTERM to the process group,
  * SIGKILL after grace seconds.  Blocks until they are gone.

@@ -32,9 +32,23 @@ enum {
     MAX_SEALED = WIRE_MAX_SEALED,
     /* an entry with no data: term, index, type, len */
     ENTRY_MIN_LEN = 8 + 8 + 1 + 4,
+    /* a SWIM update: id, incarnation, state, from */
+    SWIM_UPDATE_LEN = 8 + 8 + 1 + 8,
+    /* type, to, seq, target, reply, n_updates, n_sync */
+    SWIM_FIXED_LEN = 1 + 8 + 4 + 8 + 1 + 1 + 4,
+    /* gen, total, offset, digest, data length */
+    CHUNK_FIXED_LEN = 8 + 8 + 8 + WIRE_DIGEST_BYTES + 4,
 };
 
 _Static_assert(WIRE_MAX_TEXT <= 255, "a text's length travels in one octet");
+_Static_assert(WIRE_MAX_PIGGYBACK <= 255, "n_updates travels in one octet");
+_Static_assert(WIRE_MAX_FRAME >=
+                   WIRE_HEADER_LEN + CHUNK_FIXED_LEN + WIRE_STATE_CHUNK_MAX,
+               "a full state chunk fits in a frame");
+_Static_assert(WIRE_MAX_FRAME >=
+                   WIRE_HEADER_LEN + SWIM_FIXED_LEN +
+                       SWIM_UPDATE_LEN * (WIRE_MAX_PIGGYBACK + WIRE_MAX_SYNC),
+               "a full SYNC fits in a frame");
 _Static_assert(WIRE_HEADER_LEN == 3 + 1 + 1 + 8, "signature version type "
                                                  "sender");
 
@@ -50,6 +64,9 @@ static const char *const type_names[] = {
     [WIRE_JOIN_RESP] = "join_resp",
     [WIRE_PROPOSE] = "propose",
     [WIRE_PROPOSE_RESP] = "propose_resp",
+    [WIRE_SWIM] = "swim",
+    [WIRE_STATE_CHUNK] = "state_chunk",
+    [WIRE_STATE_ACK] = "state_ack",
 };
 
 static bool type_known(int type)
@@ -62,6 +79,18 @@ static bool type_known(int type)
 static bool type_is_raft(int type)
 {
     return type >= WIRE_PREVOTE && type <= WIRE_TIMEOUT_NOW;
+}
+
+static bool swim_type_known(unsigned type)
+{
+    return type >= WIRE_SWIM_PING && type <= WIRE_SWIM_GOSSIP;
+}
+
+/* offset + len <= total without overflow; data only where total > 0. */
+static bool chunk_fits(const struct wire_state_chunk *c)
+{
+    return c->offset <= c->total && c->len <= c->total - c->offset &&
+           (c->len > 0 || c->total == 0);
 }
 
 /* Raft's indexes never wrap: UINT64_MAX has no successor. */
@@ -88,6 +117,10 @@ void wire_msg_fini(struct wire_msg *m)
         free(m->u.join_resp.sealed);
     } else if (m->type == WIRE_PROPOSE) {
         free(m->u.propose.data);
+    } else if (m->type == WIRE_SWIM) {
+        free(m->u.swim.sync);
+    } else if (m->type == WIRE_STATE_CHUNK) {
+        free(m->u.state_chunk.data);
     }
     memset(m, 0, sizeof(*m));
 }
@@ -307,6 +340,81 @@ static int get_propose_resp(struct reader *r, struct wire_propose_resp *p)
     return 0;
 }
 
+static int get_swim_update(struct reader *r, struct wire_swim_update *u,
+                           const char *state_field)
+{
+    if (get_u64(r, &u->id, "update id") < 0 ||
+        get_u64(r, &u->incarnation, "update incarnation") < 0 ||
+        get_u8(r, &u->state, state_field) < 0)
+        return -1;
+    if (u->state > WIRE_SWIM_LEFT)
+        return fail(r, state_field, "unknown state");
+    return get_u64(r, &u->from, "update from");
+}
+
+static int get_swim(struct reader *r, struct wire_swim *w)
+{
+    uint32_t n;
+
+    if (get_u8(r, &w->type, "swim type") < 0)
+        return -1;
+    if (!swim_type_known(w->type))
+        return fail(r, "swim type", "unknown swim message type");
+    if (get_u64(r, &w->to, "to") < 0 || get_u32(r, &w->seq, "seq") < 0 ||
+        get_u64(r, &w->target, "target") < 0 ||
+        get_bool(r, &w->reply, "reply") < 0 ||
+        get_u8(r, &w->n_updates, "n_updates") < 0)
+        return -1;
+    if (w->n_updates > WIRE_MAX_PIGGYBACK)
+        return fail(r, "n_updates", "too many updates");
+    for (uint8_t i = 0; i < w->n_updates; i++)
+        if (get_swim_update(r, &w->updates[i], "update state") < 0)
+            return -1;
+    if (get_u32(r, &n, "n_sync") < 0)
+        return -1;
+    if (n > WIRE_MAX_SYNC)
+        return fail(r, "n_sync", "too many updates");
+    if (n > 0 && w->type != WIRE_SWIM_SYNC)
+        return fail(r, "n_sync", "sync table outside a sync");
+    /* before calloc, so a short frame cannot claim a large array */
+    if (n > r->left / SWIM_UPDATE_LEN)
+        return fail(r, "sync", "truncated");
+    if (n == 0)
+        return 0;
+    w->sync = calloc(n, sizeof(*w->sync));
+    if (!w->sync)
+        return fail_nomem(r, "sync");
+    w->n_sync = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (get_swim_update(r, &w->sync[i], "sync state") < 0)
+            return -1;
+    return 0;
+}
+
+static int get_state_chunk(struct reader *r, struct wire_state_chunk *c)
+{
+    if (get_u64(r, &c->gen, "gen") < 0 || get_u64(r, &c->total, "total") < 0)
+        return -1;
+    if (c->total > WIRE_MAX_STATE)
+        return fail(r, "total", "larger than the maximum state");
+    if (get_u64(r, &c->offset, "offset") < 0 ||
+        get_raw(r, c->digest, WIRE_DIGEST_BYTES, "digest") < 0 ||
+        get_bytes(r, &c->data, &c->len, WIRE_STATE_CHUNK_MAX, "data") < 0)
+        return -1;
+    if (!chunk_fits(c))
+        return fail(r, "data", "outside the state");
+    return 0;
+}
+
+static int get_state_ack(struct reader *r, struct wire_state_ack *a)
+{
+    if (get_u64(r, &a->gen, "gen") < 0 ||
+        get_bool(r, &a->installed, "installed") < 0 ||
+        get_text(r, a->error, "error") < 0)
+        return -1;
+    return 0;
+}
+
 static int get_body(struct reader *r, struct wire_msg *m)
 {
     if (type_is_raft(m->type))
@@ -320,6 +428,12 @@ static int get_body(struct reader *r, struct wire_msg *m)
         return get_propose(r, &m->u.propose);
     case WIRE_PROPOSE_RESP:
         return get_propose_resp(r, &m->u.propose_resp);
+    case WIRE_SWIM:
+        return get_swim(r, &m->u.swim);
+    case WIRE_STATE_CHUNK:
+        return get_state_chunk(r, &m->u.state_chunk);
+    case WIRE_STATE_ACK:
+        return get_state_ack(r, &m->u.state_ack);
     default:
         return fail(r, "type", "unknown message type");
     }
@@ -479,6 +593,38 @@ static void put_join_resp(struct writer *w, const struct wire_join_resp *j)
     put_u64(w, j->leader_id);
 }
 
+static void put_swim_update(struct writer *w, const struct wire_swim_update *u)
+{
+    put_u64(w, u->id);
+    put_u64(w, u->incarnation);
+    put_u8(w, u->state);
+    put_u64(w, u->from);
+}
+
+static void put_swim(struct writer *w, const struct wire_swim *s)
+{
+    put_u8(w, s->type);
+    put_u64(w, s->to);
+    put_u32(w, s->seq);
+    put_u64(w, s->target);
+    put_u8(w, s->reply ? 1 : 0);
+    put_u8(w, s->n_updates);
+    for (uint8_t i = 0; i < s->n_updates; i++)
+        put_swim_update(w, &s->updates[i]);
+    put_u32(w, s->n_sync);
+    for (uint32_t i = 0; i < s->n_sync; i++)
+        put_swim_update(w, &s->sync[i]);
+}
+
+static void put_state_chunk(struct writer *w, const struct wire_state_chunk *c)
+{
+    put_u64(w, c->gen);
+    put_u64(w, c->total);
+    put_u64(w, c->offset);
+    put_raw(w, c->digest, WIRE_DIGEST_BYTES);
+    put_bytes(w, c->data, c->len);
+}
+
 static void put_msg(struct writer *w, const struct wire_msg *m)
 {
     put_raw(w, WIRE_SIGNATURE, 3);
@@ -500,6 +646,14 @@ static void put_msg(struct writer *w, const struct wire_msg *m)
         put_u8(w, m->u.propose_resp.ok ? 1 : 0);
         put_u64(w, m->u.propose_resp.index);
         put_text(w, m->u.propose_resp.error);
+    } else if (m->type == WIRE_SWIM) {
+        put_swim(w, &m->u.swim);
+    } else if (m->type == WIRE_STATE_CHUNK) {
+        put_state_chunk(w, &m->u.state_chunk);
+    } else if (m->type == WIRE_STATE_ACK) {
+        put_u64(w, m->u.state_ack.gen);
+        put_u8(w, m->u.state_ack.installed ? 1 : 0);
+        put_text(w, m->u.state_ack.error);
     }
 }
 
@@ -565,6 +719,58 @@ static int check_raft(const struct wire_msg *m, const char *name, err_t *err)
     return 0;
 }
 
+static int check_swim_update(const struct wire_swim_update *u, const char *name,
+                             err_t *err)
+{
+    if (u->state > WIRE_SWIM_LEFT)
+        return refuse(err, EINVAL, name, "update of member %llu in state %u",
+                      (unsigned long long)u->id, (unsigned)u->state);
+    return 0;
+}
+
+static int check_swim(const struct wire_swim *s, const char *name, err_t *err)
+{
+    if (!swim_type_known(s->type))
+        return refuse(err, EINVAL, name, "unknown swim type %u",
+                      (unsigned)s->type);
+    if (s->n_updates > WIRE_MAX_PIGGYBACK)
+        return refuse(err, EINVAL, name, "%u updates, more than %d",
+                      (unsigned)s->n_updates, WIRE_MAX_PIGGYBACK);
+    if (s->n_sync > WIRE_MAX_SYNC)
+        return refuse(err, EINVAL, name, "sync table of %u, more than %d",
+                      (unsigned)s->n_sync, WIRE_MAX_SYNC);
+    if (s->n_sync > 0 && s->type != WIRE_SWIM_SYNC)
+        return refuse(err, EINVAL, name, "only a sync carries a table");
+    if (s->n_sync > 0 && !s->sync)
+        return refuse(err, EINVAL, name, "sync table of %u but no array",
+                      (unsigned)s->n_sync);
+    for (uint8_t i = 0; i < s->n_updates; i++)
+        if (check_swim_update(&s->updates[i], name, err) < 0)
+            return -1;
+    for (uint32_t i = 0; i < s->n_sync; i++)
+        if (check_swim_update(&s->sync[i], name, err) < 0)
+            return -1;
+    return 0;
+}
+
+static int check_state_chunk(const struct wire_state_chunk *c, const char *name,
+                             err_t *err)
+{
+    if (c->total > WIRE_MAX_STATE)
+        return refuse(err, EINVAL, name, "state of %llu bytes, more than %llu",
+                      (unsigned long long)c->total,
+                      (unsigned long long)WIRE_MAX_STATE);
+    if (c->len > WIRE_STATE_CHUNK_MAX)
+        return refuse(err, EINVAL, name, "chunk of %u bytes, more than %u",
+                      (unsigned)c->len, WIRE_STATE_CHUNK_MAX);
+    if (!chunk_fits(c))
+        return refuse(err, EINVAL, name,
+                      "%u bytes at %llu do not fit a state of %llu",
+                      (unsigned)c->len, (unsigned long long)c->offset,
+                      (unsigned long long)c->total);
+    return check_data(c->data, c->len, name, "data", err);
+}
+
 static int check_msg(const struct wire_msg *m, err_t *err)
 {
     const char *name = wire_type_name(m->type);
@@ -599,9 +805,30 @@ static int check_msg(const struct wire_msg *m, err_t *err)
                           err);
     case WIRE_PROPOSE_RESP:
         return check_text(m->u.propose_resp.error, name, "error", err);
+    case WIRE_SWIM:
+        return check_swim(&m->u.swim, name, err);
+    case WIRE_STATE_CHUNK:
+        return check_state_chunk(&m->u.state_chunk, name, err);
+    case WIRE_STATE_ACK:
+        return check_text(m->u.state_ack.error, name, "error", err);
     default:
         return 0;
     }
+}
+
+size_t wire_size(const struct wire_msg *m)
+{
+    struct writer w = {.cap = WIRE_MAX_FRAME};
+    err_t err;
+
+    if (check_msg(m, &err) < 0)
+        return 0;
+    put_msg(&w, m);
+    if (w.full) {
+        errno = EMSGSIZE;
+        return 0;
+    }
+    return w.len;
 }
 
 int wire_encode(const struct wire_msg *m, unsigned char **out, size_t *len,

@@ -29,8 +29,13 @@
 #define WIRE_MAX_ENTRIES 1024
 #define WIRE_KEY_BYTES 32
 #define WIRE_MAC_BYTES 32
-#define WIRE_MAX_TEXT 255    /* names, addresses, error text */
-#define WIRE_MAX_SEALED 4096 /* sealed secret in a JOIN_RESP */
+#define WIRE_MAX_TEXT 255     /* names, addresses, error text */
+#define WIRE_MAX_SEALED 4096  /* sealed secret in a JOIN_RESP */
+#define WIRE_MAX_PIGGYBACK 16 /* SWIM updates in one message (node/swim.h) */
+#define WIRE_MAX_SYNC 4096    /* SWIM updates in one SYNC table */
+#define WIRE_DIGEST_BYTES 32  /* BLAKE2b-256 */
+#define WIRE_MAX_STATE (1024ull * 1024 * 1024) /* state archive, 1 GiB */
+#define WIRE_STATE_CHUNK_MAX (1024u * 1024)    /* data in one chunk */
 
 enum wire_type {
     /* Raft (node/raft.c) */
@@ -47,6 +52,31 @@ enum wire_type {
     /* a learner or follower forwards a write to the leader */
     WIRE_PROPOSE = 18,
     WIRE_PROPOSE_RESP = 19,
+    /* membership gossip (node/gossip.c) */
+    WIRE_SWIM = 20,
+    /* controller state, active -> standby */
+    WIRE_STATE_CHUNK = 21,
+    WIRE_STATE_ACK = 22,
+};
+
+/* The kinds of SWIM message, numbered as node/swim.h's enum
+ * swim_msg_type (proto/ does not include node/ headers).
+ */
+enum wire_swim_type {
+    WIRE_SWIM_PING = 1,
+    WIRE_SWIM_ACK = 2,
+    WIRE_SWIM_PING_REQ = 3,
+    WIRE_SWIM_NACK = 4,
+    WIRE_SWIM_SYNC = 5,
+    WIRE_SWIM_GOSSIP = 6,
+};
+
+/* A member's state in a SWIM update, numbered as enum swim_state. */
+enum wire_swim_state {
+    WIRE_SWIM_ALIVE = 0,
+    WIRE_SWIM_SUSPECT = 1,
+    WIRE_SWIM_DEAD = 2,
+    WIRE_SWIM_LEFT = 3,
 };
 
 /* One Raft log entry.  type is opaque to Raft except RAFT_ENTRY_CONF. */
@@ -123,6 +153,52 @@ struct wire_propose_resp {
     char error[WIRE_MAX_TEXT + 1];
 };
 
+/* One member's state as gossiped; from = the accuser of a SUSPECT, or 0. */
+struct wire_swim_update {
+    uint64_t id;
+    uint64_t incarnation;
+    uint8_t state; /* enum wire_swim_state */
+    uint64_t from;
+};
+
+/* One SWIM message (node/swim.h struct swim_msg).  Its sender is the
+ * frame's sender.  Only a SYNC carries a sync table; reply is meant for
+ * a SYNC but round trips as sent in any type, like seq and target.
+ */
+struct wire_swim {
+    uint8_t type; /* enum wire_swim_type */
+    uint64_t to;
+    uint32_t seq;
+    uint64_t target;
+    bool reply;
+    uint8_t n_updates; /* <= WIRE_MAX_PIGGYBACK */
+    struct wire_swim_update updates[WIRE_MAX_PIGGYBACK];
+    uint32_t n_sync;               /* <= WIRE_MAX_SYNC; 0 unless SYNC */
+    struct wire_swim_update *sync; /* owned */
+};
+
+/* One piece of a generation of the controller's state: bytes [offset,
+ * offset + len) of an archive of total bytes whose BLAKE2b-256 is digest
+ * (opaque here).  len >= 1 unless total is 0, offset + len <= total.
+ */
+struct wire_state_chunk {
+    uint64_t gen;
+    uint64_t total; /* <= WIRE_MAX_STATE */
+    uint64_t offset;
+    unsigned char digest[WIRE_DIGEST_BYTES];
+    uint32_t len;        /* <= WIRE_STATE_CHUNK_MAX */
+    unsigned char *data; /* owned */
+};
+
+/* The standby's answer: the newest generation it holds installed, or
+ * why it refused or failed one.
+ */
+struct wire_state_ack {
+    uint64_t gen;
+    bool installed;
+    char error[WIRE_MAX_TEXT + 1];
+};
+
 struct wire_msg {
     enum wire_type type;
     uint64_t from;
@@ -132,6 +208,9 @@ struct wire_msg {
         struct wire_join_resp join_resp;
         struct wire_propose propose;
         struct wire_propose_resp propose_resp;
+        struct wire_swim swim;
+        struct wire_state_chunk state_chunk;
+        struct wire_state_ack state_ack;
     } u;
 };
 
@@ -149,6 +228,11 @@ int wire_encode(const struct wire_msg *m, unsigned char **out, size_t *len,
  * fault), leaving *m zeroed.
  */
 int wire_decode(const void *buf, size_t len, struct wire_msg *m, err_t *err);
+
+/* The size of m's frame as wire_encode would write it, without writing
+ * it; 0 with errno EINVAL or EMSGSIZE for a message wire_encode refuses.
+ */
+size_t wire_size(const struct wire_msg *m);
 
 /* Free what a decoded or caller-built message owns; safe on a zeroed one. */
 void wire_msg_fini(struct wire_msg *m);

@@ -88,6 +88,7 @@
 #   th_wait_gone PID [TIMEOUT]   wait until PID has exited (default 10 s)
 #   th_wait_for TIMEOUT CMD...   poll CMD every 0.2 s until it succeeds; 1 on timeout
 #   th_cut K / th_heal K         take hK's link off the bridge / put it back
+#   th_netem K [delay MS] [loss PCT]  delay/drop what hK sends (delay 100ms loss 10%); none: remove
 #   th_hosts_set NAME [ADDR]     (re)point or (no ADDR) remove NAME in every host's /etc/hosts
 #   th_bind K SRC DST            bind-mount SRC over DST inside hK (e.g. shared state dir)
 #   th_dump_logs [LINES]         print the tail of every host's log/* as TAP comments
@@ -636,6 +637,72 @@ th_cut() {
 th_heal() {
     _th_init && _th_k "${1:-}" || return 1
     ip link set "${TH_PREFIX}v$1" up
+}
+
+# th_netem K [delay MS[ms]] [loss PCT[%]]: shape what hK sends on eth0 the way
+# `tc qdisc add dev eth0 root netem delay MSms loss PCT%` would, without sch_netem (which
+# the CI kernel lacks): an iptables rule on hK sends eth0's outgoing IPv4 packets to
+# NFQUEUE K, and $NETDELAY (default $(dirname "$PEERD")/tests/netdelay), started on hK
+# with th_bg, drops each with probability PCT % and lets the others go MS ms after they
+# were sent, in order.  --queue-bypass: packets pass unshaped if the delayer is gone.
+# Shaping two hosts adds up as with netem (h1 and h2 at 100 ms: +200 ms RTT between them).
+# Without arguments: delete the rule, stop the delayer (what it holds is sent) and log its
+# counters.  A new call replaces the shaping.  Pid in $(th_dir K)/netdelay.pid, output in
+# log/netdelay.out.  Needs iptables and tests/netdelay (libnetfilter-queue-dev).
+th_netem() {
+    _th_init && _th_k "${1:-}" || return 1
+    local k=$1 d=$TH_ROOT/h$1 ms=0 pct=0 frac nd pid want have st stop_only=0
+    local rule=(OUTPUT -o eth0 -j NFQUEUE --queue-num "$1" --queue-bypass)
+    shift
+    [ $# -gt 0 ] || stop_only=1
+    nd=${NETDELAY:-$(dirname "$PEERD")/tests/netdelay}
+    while [ $# -gt 0 ]; do
+        case $1 in
+            delay) [[ ${2:-} =~ ^([0-9]{1,6})(ms)?$ ]] ||
+                       { _th_log "th_netem: bad delay '${2:-}' (want MSms)"; return 1; }
+                   ms=$((10#${BASH_REMATCH[1]})) ;;
+            loss)  [[ ${2:-} =~ ^([0-9]{1,3}(\.[0-9]+)?)%?$ ]] ||
+                       { _th_log "th_netem: bad loss '${2:-}' (want PCT%)"; return 1; }
+                   pct=${BASH_REMATCH[1]} ;;
+            *) _th_log "th_netem: '$1' not supported (only delay MSms, loss PCT%)"; return 1 ;;
+        esac
+        shift 2
+    done
+    frac=$(awk -v p="$pct" 'BEGIN { if (p > 100) exit 1; printf "%.6f\n", p / 100 }') ||
+        { _th_log "th_netem: loss $pct% is above 100%"; return 1; }
+
+    # stop: the rule first, so nothing new is queued; then the delayer sends what it holds
+    while th_run "$k" iptables -w -D "${rule[@]}" 2>/dev/null; do :; done
+    if [ -f "$d/netdelay.pid" ]; then
+        pid=$(cat "$d/netdelay.pid")
+        rm -f "$d/netdelay.pid"
+        want=$(stat -L -c %i "/run/netns/$TH_PREFIX$k" 2>/dev/null) || want=x
+        have=$(readlink "/proc/$pid/ns/net" 2>/dev/null) || have=
+        if [ "$have" = "net:[$want]" ] && _th_alive "$pid"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            th_wait_gone "$pid" 5 || { _th_log "th_netem: delayer of h$k (pid $pid) ignored SIGTERM"; return 1; }
+        fi
+        st=$(th_exit_status "$pid" 2>/dev/null) || st=unknown
+        _th_log "h$k $(tail -n 1 "$d/log/netdelay.out" 2>/dev/null) (exit status $st)"
+        [ "$st" = 0 ] || { _th_log "th_netem: delayer of h$k failed, see $d/log/netdelay.out"; return 1; }
+    fi
+    [ "$stop_only" = 0 ] || return 0
+
+    [ -x "$nd" ] || { _th_log "th_netem: no $nd (set NETDELAY; build needs libnetfilter-queue-dev)"; return 1; }
+    command -v iptables > /dev/null 2>&1 || { _th_log "th_netem: iptables not found"; return 1; }
+    pid=$(th_bg "$k" "$d/log/netdelay.out" "$nd" "$k" "$ms" "$frac") || return 1
+    printf '%s\n' "$pid" > "$d/netdelay.pid"
+    if ! th_wait_for 5 grep -q '^netdelay: queue [0-9]* bound' "$d/log/netdelay.out"; then
+        _th_log "th_netem: the delayer of h$k did not bind its queue:"
+        sed 's/^/# th:   /' "$d/log/netdelay.out" >&2
+        th_netem "$k" || true
+        return 1
+    fi
+    if ! th_run "$k" iptables -w -A "${rule[@]}"; then
+        _th_log "th_netem: could not add the NFQUEUE rule on h$k"
+        th_netem "$k" || true
+        return 1
+    fi
 }
 
 # th_hosts_set NAME [ADDR]: point NAME at ADDR in every host's /etc/hosts (rewritten in

@@ -198,6 +198,53 @@ static void other_seeds(const char *dir)
     write_seed(dir, "propose_resp_error", &m);
 }
 
+static void swim_state_seeds(const char *dir)
+{
+    struct wire_msg m;
+    struct wire_swim *w;
+
+    m = (struct wire_msg){.type = WIRE_SWIM, .from = 1};
+    w = &m.u.swim;
+    *w = (struct wire_swim){
+        .type = WIRE_SWIM_PING, .to = 2, .seq = 7, .target = 2, .n_updates = 2};
+    w->updates[0] = (struct wire_swim_update){.id = 1, .incarnation = 1};
+    w->updates[1] = (struct wire_swim_update){
+        .id = 3, .incarnation = 0, .state = WIRE_SWIM_SUSPECT, .from = 1};
+    write_seed(dir, "swim_ping", &m);
+
+    m = (struct wire_msg){.type = WIRE_SWIM, .from = 2};
+    w = &m.u.swim;
+    *w = (struct wire_swim){.type = WIRE_SWIM_SYNC, .to = 1, .reply = 1};
+    w->n_updates = 1;
+    w->updates[0] = (struct wire_swim_update){
+        .id = 4, .incarnation = 2, .state = WIRE_SWIM_DEAD};
+    w->n_sync = 3;
+    w->sync = calloc(3, sizeof(*w->sync));
+    if (!w->sync)
+        die("out of memory", NULL);
+    for (uint32_t i = 0; i < 3; i++)
+        w->sync[i] = (struct wire_swim_update){
+            .id = i + 1, .incarnation = i, .state = (uint8_t)i};
+    w->sync[1].from = 3;
+    write_seed(dir, "swim_sync", &m);
+    wire_msg_fini(&m);
+
+    m = (struct wire_msg){.type = WIRE_STATE_CHUNK, .from = 1};
+    m.u.state_chunk.gen = 3;
+    m.u.state_chunk.total = 20;
+    m.u.state_chunk.offset = 12;
+    memset(m.u.state_chunk.digest, 0x44, WIRE_DIGEST_BYTES);
+    m.u.state_chunk.len = 8;
+    m.u.state_chunk.data = bytes("tar\0\1\2\3\xff", 8);
+    write_seed(dir, "state_chunk", &m);
+    wire_msg_fini(&m);
+
+    m = (struct wire_msg){.type = WIRE_STATE_ACK, .from = 2};
+    m.u.state_ack.gen = 3;
+    strcpy(m.u.state_ack.error, "digest mismatch");
+    write_seed(dir, "state_ack", &m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -206,6 +253,7 @@ int main(int argc, char **argv)
     }
     raft_seeds(argv[1]);
     other_seeds(argv[1]);
+    swim_state_seeds(argv[1]);
     return 0;
 }
 #endif

@@ -55,6 +55,13 @@ enum case_id {
     C_PROPOSE_EMPTY,
     C_PROPOSE_RESP_OK,
     C_PROPOSE_RESP_ERROR,
+    C_SWIM_PING,
+    C_SWIM_SYNC,
+    C_SWIM_GOSSIP_EMPTY,
+    C_STATE_CHUNK,
+    C_STATE_CHUNK_EMPTY,
+    C_STATE_ACK_OK,
+    C_STATE_ACK_ERROR,
     N_CASES
 };
 
@@ -80,12 +87,20 @@ static struct wcase cases[N_CASES] = {
     {C_PROPOSE_EMPTY, WIRE_PROPOSE},
     {C_PROPOSE_RESP_OK, WIRE_PROPOSE_RESP},
     {C_PROPOSE_RESP_ERROR, WIRE_PROPOSE_RESP},
+    {C_SWIM_PING, WIRE_SWIM},
+    {C_SWIM_SYNC, WIRE_SWIM},
+    {C_SWIM_GOSSIP_EMPTY, WIRE_SWIM},
+    {C_STATE_CHUNK, WIRE_STATE_CHUNK},
+    {C_STATE_CHUNK_EMPTY, WIRE_STATE_CHUNK},
+    {C_STATE_ACK_OK, WIRE_STATE_ACK},
+    {C_STATE_ACK_ERROR, WIRE_STATE_ACK},
 };
 
 static const enum wire_type all_types[] = {
-    WIRE_PREVOTE,   WIRE_PREVOTE_RESP, WIRE_VOTE,         WIRE_VOTE_RESP,
-    WIRE_APPEND,    WIRE_APPEND_RESP,  WIRE_TIMEOUT_NOW,  WIRE_JOIN_REQ,
-    WIRE_JOIN_RESP, WIRE_PROPOSE,      WIRE_PROPOSE_RESP,
+    WIRE_PREVOTE,     WIRE_PREVOTE_RESP, WIRE_VOTE,         WIRE_VOTE_RESP,
+    WIRE_APPEND,      WIRE_APPEND_RESP,  WIRE_TIMEOUT_NOW,  WIRE_JOIN_REQ,
+    WIRE_JOIN_RESP,   WIRE_PROPOSE,      WIRE_PROPOSE_RESP, WIRE_SWIM,
+    WIRE_STATE_CHUNK, WIRE_STATE_ACK,
 };
 
 struct frame {
@@ -192,7 +207,125 @@ static void b_entry(struct bytes *b, uint64_t index, uint32_t len)
         b_u8(b, (uint8_t)i);
 }
 
+static void b_swim_update(struct bytes *b, uint64_t id, uint8_t state)
+{
+    b_u64(b, id);
+    b_u64(b, 7); /* incarnation */
+    b_u8(b, state);
+    b_u64(b, state == WIRE_SWIM_SUSPECT ? 3 : 0);
+}
+
+/* A SWIM frame; the state of the last update and of the last sync
+ * entry is `last_state`, the others are ALIVE.
+ */
+static void b_swim(struct bytes *b, uint8_t type, uint8_t reply,
+                   uint8_t n_updates, uint32_t n_sync, uint8_t last_state)
+{
+    b_header(b, WIRE_SWIM, 1);
+    b_u8(b, type);
+    b_u64(b, 2);  /* to */
+    b_u32(b, 99); /* seq */
+    b_u64(b, 2);  /* target */
+    b_u8(b, reply);
+    b_u8(b, n_updates);
+    for (uint32_t i = 0; i < n_updates; i++)
+        b_swim_update(b, 10 + i, i + 1 == n_updates ? last_state : 0);
+    b_u32(b, n_sync);
+    for (uint32_t i = 0; i < n_sync; i++)
+        b_swim_update(b, 100 + i, i + 1 == n_sync ? last_state : 0);
+}
+
+/* A state chunk whose data is len zero octets. */
+static void b_chunk(struct bytes *b, uint64_t total, uint64_t offset,
+                    uint32_t len)
+{
+    static const unsigned char digest[WIRE_DIGEST_BYTES] = {0xd1, 0xd2};
+
+    b_header(b, WIRE_STATE_CHUNK, 1);
+    b_u64(b, 5); /* gen */
+    b_u64(b, total);
+    b_u64(b, offset);
+    b_mem(b, digest, sizeof(digest));
+    b_u32(b, len);
+    for (uint32_t i = 0; i < len; i++)
+        b_u8(b, 0);
+}
+
 /* Representative messages; pointers are owned, as wire_msg_fini wants. */
+
+static void build_swim(struct wire_msg *m, enum case_id id)
+{
+    struct wire_swim *w = &m->u.swim;
+
+    m->from = 0x1000 + id;
+    w->to = UINT64_MAX - 1;
+    w->seq = 0xfedcba98u;
+    w->target = 0x8000000000000001ull;
+    switch (id) {
+    case C_SWIM_PING:
+        w->type = WIRE_SWIM_PING;
+        w->n_updates = 4;
+        for (uint8_t i = 0; i < 4; i++)
+            w->updates[i] = (struct wire_swim_update){
+                .id = i + 1, .incarnation = UINT64_MAX - i, .state = i};
+        w->updates[1].from = 9; /* the accuser of a SUSPECT */
+        break;
+    case C_SWIM_SYNC:
+        w->type = WIRE_SWIM_SYNC;
+        w->reply = true;
+        w->n_updates = WIRE_MAX_PIGGYBACK;
+        for (uint8_t i = 0; i < WIRE_MAX_PIGGYBACK; i++)
+            w->updates[i] =
+                (struct wire_swim_update){.id = 0x0101010101010101ull * i,
+                                          .incarnation = i,
+                                          .state = i % 4,
+                                          .from = i};
+        w->n_sync = 6;
+        w->sync = calloc(6, sizeof(*w->sync));
+        assert_non_null(w->sync);
+        for (uint32_t i = 0; i < 6; i++)
+            w->sync[i] = (struct wire_swim_update){
+                .id = 40 + i,
+                .incarnation = i * 1000,
+                .state = i % 4,
+                .from = i % 4 == WIRE_SWIM_SUSPECT ? 41 : 0};
+        break;
+    default: /* a GOSSIP with nothing: every field zero */
+        m->from = 1;
+        *w = (struct wire_swim){.type = WIRE_SWIM_GOSSIP};
+        break;
+    }
+}
+
+static void build_state(struct wire_msg *m, enum case_id id)
+{
+    struct wire_state_chunk *c = &m->u.state_chunk;
+
+    m->from = 1;
+    switch (id) {
+    case C_STATE_CHUNK:
+        c->gen = 0x0123456789abcdefull;
+        c->total = 5000;
+        c->offset = 4700;
+        for (int i = 0; i < WIRE_DIGEST_BYTES; i++)
+            c->digest[i] = (unsigned char)(0x80 + i);
+        c->len = 300; /* the last chunk: offset + len == total */
+        c->data = pattern(300, 5);
+        break;
+    case C_STATE_CHUNK_EMPTY:
+        c->gen = 1; /* an empty archive: total 0, no data */
+        memset(c->digest, 0xee, WIRE_DIGEST_BYTES);
+        break;
+    case C_STATE_ACK_OK:
+        m->u.state_ack.gen = 12;
+        m->u.state_ack.installed = true;
+        break;
+    default:
+        m->u.state_ack.gen = 11;
+        strcpy(m->u.state_ack.error, "digest mismatch");
+        break;
+    }
+}
 
 static void build_raft(struct wire_msg *m, enum case_id id)
 {
@@ -295,6 +428,17 @@ static void build(struct wire_msg *m, enum case_id id)
         m->u.propose_resp.request_id = 2;
         strcpy(m->u.propose_resp.error, "not the leader");
         break;
+    case C_SWIM_PING:
+    case C_SWIM_SYNC:
+    case C_SWIM_GOSSIP_EMPTY:
+        build_swim(m, id);
+        break;
+    case C_STATE_CHUNK:
+    case C_STATE_CHUNK_EMPTY:
+    case C_STATE_ACK_OK:
+    case C_STATE_ACK_ERROR:
+        build_state(m, id);
+        break;
     default:
         build_raft(m, id);
         break;
@@ -344,6 +488,43 @@ static void assert_join_resp_equal(const struct wire_join_resp *a,
     assert_true(a->leader_id == b->leader_id);
 }
 
+static void assert_swim_update_equal(const struct wire_swim_update *a,
+                                     const struct wire_swim_update *b)
+{
+    assert_true(a->id == b->id);
+    assert_true(a->incarnation == b->incarnation);
+    assert_int_equal(a->state, b->state);
+    assert_true(a->from == b->from);
+}
+
+static void assert_swim_equal(const struct wire_swim *a,
+                              const struct wire_swim *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_true(a->to == b->to);
+    assert_int_equal(a->seq, b->seq);
+    assert_true(a->target == b->target);
+    assert_int_equal(a->reply, b->reply);
+    assert_int_equal(a->n_updates, b->n_updates);
+    for (uint8_t i = 0; i < a->n_updates; i++)
+        assert_swim_update_equal(&a->updates[i], &b->updates[i]);
+    assert_int_equal(a->n_sync, b->n_sync);
+    for (uint32_t i = 0; i < a->n_sync; i++)
+        assert_swim_update_equal(&a->sync[i], &b->sync[i]);
+}
+
+static void assert_chunk_equal(const struct wire_state_chunk *a,
+                               const struct wire_state_chunk *b)
+{
+    assert_true(a->gen == b->gen);
+    assert_true(a->total == b->total);
+    assert_true(a->offset == b->offset);
+    assert_memory_equal(a->digest, b->digest, WIRE_DIGEST_BYTES);
+    assert_int_equal(a->len, b->len);
+    if (a->len)
+        assert_memory_equal(a->data, b->data, a->len);
+}
+
 static void assert_msg_equal(const struct wire_msg *a, const struct wire_msg *b)
 {
     const struct wire_join_req *qa = &a->u.join_req, *qb = &b->u.join_req;
@@ -377,6 +558,17 @@ static void assert_msg_equal(const struct wire_msg *a, const struct wire_msg *b)
         assert_int_equal(a->u.propose_resp.ok, b->u.propose_resp.ok);
         assert_true(a->u.propose_resp.index == b->u.propose_resp.index);
         assert_string_equal(a->u.propose_resp.error, b->u.propose_resp.error);
+        break;
+    case WIRE_SWIM:
+        assert_swim_equal(&a->u.swim, &b->u.swim);
+        break;
+    case WIRE_STATE_CHUNK:
+        assert_chunk_equal(&a->u.state_chunk, &b->u.state_chunk);
+        break;
+    case WIRE_STATE_ACK:
+        assert_true(a->u.state_ack.gen == b->u.state_ack.gen);
+        assert_int_equal(a->u.state_ack.installed, b->u.state_ack.installed);
+        assert_string_equal(a->u.state_ack.error, b->u.state_ack.error);
         break;
     default:
         assert_raft_equal(&a->u.raft, &b->u.raft);
@@ -629,6 +821,92 @@ static void test_golden_join(void **state)
     free(b.d);
 }
 
+static void test_golden_swim(void **state)
+{
+    /* clang-format off */
+    static const unsigned char want[] = {
+        'P', 'D', 'W', 1, 20, 0, 0, 0, 0, 0, 0, 0, 1, /* header, from 1 */
+        1,                                            /* ping */
+        0, 0, 0, 0, 0, 0, 0, 2,                       /* to */
+        0, 0, 0, 7,                                   /* seq */
+        0, 0, 0, 0, 0, 0, 0, 2,                       /* target */
+        0,                                            /* reply */
+        1,                                            /* n_updates */
+        0, 0, 0, 0, 0, 0, 0, 3,                       /* id */
+        0, 0, 0, 0, 0, 0, 0, 4,                       /* incarnation */
+        1,                                            /* suspect */
+        0, 0, 0, 0, 0, 0, 0, 1,                       /* from (accuser) */
+        0, 0, 0, 0,                                   /* n_sync */
+    };
+    /* clang-format on */
+    struct wire_msg m = {.type = WIRE_SWIM, .from = 1}, got;
+    struct frame f;
+    err_t err = {{0}};
+
+    m.u.swim = (struct wire_swim){
+        .type = WIRE_SWIM_PING, .to = 2, .seq = 7, .target = 2, .n_updates = 1};
+    m.u.swim.updates[0] = (struct wire_swim_update){
+        .id = 3, .incarnation = 4, .state = WIRE_SWIM_SUSPECT, .from = 1};
+    f = encode_ok(&m);
+    assert_int_equal(f.len, sizeof(want));
+    assert_memory_equal(f.data, want, sizeof(want));
+    assert_int_equal(wire_size(&m), sizeof(want));
+    assert_int_equal(wire_decode(want, sizeof(want), &got, &err), 0);
+    assert_msg_equal(&m, &got);
+    assert_null(got.u.swim.sync);
+    wire_msg_fini(&got);
+    frame_free(&f);
+}
+
+static void test_golden_state(void **state)
+{
+    /* clang-format off */
+    static const unsigned char chunk[] = {
+        'P', 'D', 'W', 1, 21, 0, 0, 0, 0, 0, 0, 0, 1, /* header, from 1 */
+        0, 0, 0, 0, 0, 0, 0, 2,                       /* gen */
+        0, 0, 0, 0, 0, 0, 0, 10,                      /* total */
+        0, 0, 0, 0, 0, 0, 0, 8,                       /* offset */
+        0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+        0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+        0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+        0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, /* digest */
+        0, 0, 0, 2, 'h', 'i',                         /* data */
+    };
+    static const unsigned char ack[] = {
+        'P', 'D', 'W', 1, 22, 0, 0, 0, 0, 0, 0, 0, 6, /* header, from 6 */
+        0, 0, 0, 0, 0, 0, 0, 3,                       /* gen */
+        0,                                            /* not installed */
+        2, 'n', 'o',                                  /* error */
+    };
+    /* clang-format on */
+    unsigned char data[2] = {'h', 'i'};
+    struct wire_msg m = {.type = WIRE_STATE_CHUNK, .from = 1}, got;
+    struct frame f;
+    err_t err = {{0}};
+
+    m.u.state_chunk = (struct wire_state_chunk){
+        .gen = 2, .total = 10, .offset = 8, .len = 2, .data = data};
+    memset(m.u.state_chunk.digest, 0xaa, WIRE_DIGEST_BYTES);
+    f = encode_ok(&m); /* data is borrowed: no fini */
+    assert_int_equal(f.len, sizeof(chunk));
+    assert_memory_equal(f.data, chunk, sizeof(chunk));
+    assert_int_equal(wire_decode(chunk, sizeof(chunk), &got, &err), 0);
+    assert_msg_equal(&m, &got);
+    wire_msg_fini(&got);
+    frame_free(&f);
+
+    m = (struct wire_msg){.type = WIRE_STATE_ACK, .from = 6};
+    m.u.state_ack.gen = 3;
+    strcpy(m.u.state_ack.error, "no");
+    f = encode_ok(&m);
+    assert_int_equal(f.len, sizeof(ack));
+    assert_memory_equal(f.data, ack, sizeof(ack));
+    assert_int_equal(wire_decode(ack, sizeof(ack), &got, &err), 0);
+    assert_msg_equal(&m, &got);
+    wire_msg_fini(&got);
+    frame_free(&f);
+}
+
 /* Round trips */
 
 static void test_round_trip(void **state)
@@ -787,8 +1065,17 @@ static void test_bad_booleans_rejected(void **state)
     struct frame raft = encode_case(C_VOTE_RESP);
     struct frame join = encode_case(C_JOIN_RESP_OK);
     struct frame prop = encode_case(C_PROPOSE_RESP_OK);
+    struct frame swim = encode_case(C_SWIM_SYNC);
+    struct frame ack = encode_case(C_STATE_ACK_OK);
+    size_t reply_at = WIRE_HEADER_LEN + 1 + 8 + 4 + 8;
 
+    assert_int_equal(swim.data[reply_at], 1);
+    assert_int_equal(ack.data[WIRE_HEADER_LEN + 8], 1);
     for (size_t i = 0; i < sizeof(bad); i++) {
+        swim.data[reply_at] = bad[i];
+        assert_rejected(swim.data, swim.len);
+        ack.data[WIRE_HEADER_LEN + 8] = bad[i];
+        assert_rejected(ack.data, ack.len);
         raft.data[OFF_REJECT] = bad[i];
         assert_rejected(raft.data, raft.len);
         join.data[WIRE_HEADER_LEN] = bad[i];
@@ -803,9 +1090,15 @@ static void test_bad_booleans_rejected(void **state)
     assert_int_equal(decode_canonical(raft.data, raft.len), 1);
     prop.data[WIRE_HEADER_LEN + 8] = 0;
     assert_int_equal(decode_canonical(prop.data, prop.len), 1);
+    swim.data[reply_at] = 0;
+    assert_int_equal(decode_canonical(swim.data, swim.len), 1);
+    ack.data[WIRE_HEADER_LEN + 8] = 0;
+    assert_int_equal(decode_canonical(ack.data, ack.len), 1);
     frame_free(&raft);
     frame_free(&join);
     frame_free(&prop);
+    frame_free(&swim);
+    frame_free(&ack);
 }
 
 static void check_nul_rejected(enum case_id id, const char *text)
@@ -828,6 +1121,7 @@ static void test_nul_in_text_rejected(void **state)
     check_nul_rejected(C_JOIN_RESP_OK, "[fd00::1]:7946");
     check_nul_rejected(C_JOIN_RESP_REFUSED, "token expired");
     check_nul_rejected(C_PROPOSE_RESP_ERROR, "not the leader");
+    check_nul_rejected(C_STATE_ACK_ERROR, "digest mismatch");
 }
 
 /* A u8 length cannot say more than 255, so "too long" on the wire is a
@@ -995,6 +1289,106 @@ static void test_frame_size_limit(void **state)
     free(zero);
 }
 
+static void test_swim_bounds(void **state)
+{
+    static const uint8_t bad_types[] = {0, 7, 20, 0xff};
+    struct bytes b = {0};
+
+    /* the edges that hold */
+    for (uint8_t t = WIRE_SWIM_PING; t <= WIRE_SWIM_GOSSIP; t++) {
+        b_swim(&b, t, 1, 2, 0, WIRE_SWIM_LEFT);
+        assert_bytes_accepted(&b);
+    }
+    b_swim(&b, WIRE_SWIM_SYNC, 0, WIRE_MAX_PIGGYBACK, 3, WIRE_SWIM_LEFT);
+    assert_bytes_accepted(&b);
+    /* swim type */
+    for (size_t i = 0; i < sizeof(bad_types); i++) {
+        b_swim(&b, bad_types[i], 0, 1, 0, 0);
+        assert_bytes_rejected(&b);
+    }
+    /* reply is a boolean */
+    b_swim(&b, WIRE_SWIM_SYNC, 2, 1, 1, 0);
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 0xff, 1, 1, 0);
+    assert_bytes_rejected(&b);
+    /* one update too many, and an absurd count */
+    b_swim(&b, WIRE_SWIM_PING, 0, WIRE_MAX_PIGGYBACK + 1, 0, 0);
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_PING, 0, 0xff, 0, 0);
+    assert_bytes_rejected(&b);
+    /* a state past LEFT, in an update and in the sync table */
+    b_swim(&b, WIRE_SWIM_PING, 0, 3, 0, WIRE_SWIM_LEFT + 1);
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 0, 0, 3, WIRE_SWIM_LEFT + 1);
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 0, 0, 3, 0xff);
+    assert_bytes_rejected(&b);
+    /* a sync table in anything but a SYNC */
+    b_swim(&b, WIRE_SWIM_GOSSIP, 0, 0, 1, 0);
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 0, 0, 1, 0);
+    assert_bytes_accepted(&b);
+}
+
+static void test_swim_sync_limit(void **state)
+{
+    struct bytes b = {0};
+
+    b_swim(&b, WIRE_SWIM_SYNC, 1, 0, WIRE_MAX_SYNC, 0);
+    assert_bytes_accepted(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 1, 0, WIRE_MAX_SYNC + 1, 0);
+    assert_bytes_rejected(&b);
+    /* the largest count on a short frame, and one entry short */
+    b_swim(&b, WIRE_SWIM_SYNC, 1, 0, 1, 0);
+    b.d[b.n - 25 - 2] = WIRE_MAX_SYNC >> 8;
+    assert_bytes_rejected(&b);
+    b_swim(&b, WIRE_SWIM_SYNC, 1, 0, 3, 0);
+    b.n -= 25;
+    assert_bytes_rejected(&b);
+}
+
+static void test_state_chunk_bounds(void **state)
+{
+    const uint64_t max = WIRE_MAX_STATE;
+    struct bytes b = {0};
+
+    /* the edges that hold */
+    b_chunk(&b, 0, 0, 0); /* an empty archive */
+    assert_bytes_accepted(&b);
+    b_chunk(&b, 10, 0, 10);
+    assert_bytes_accepted(&b);
+    b_chunk(&b, 10, 9, 1);
+    assert_bytes_accepted(&b);
+    b_chunk(&b, max, max - 1, 1);
+    assert_bytes_accepted(&b);
+    b_chunk(&b, max, 0, WIRE_STATE_CHUNK_MAX);
+    assert_bytes_accepted(&b);
+    /* past the end of the archive */
+    b_chunk(&b, 10, 9, 2);
+    assert_bytes_rejected(&b);
+    b_chunk(&b, 10, 10, 1);
+    assert_bytes_rejected(&b);
+    b_chunk(&b, 10, 11, 0);
+    assert_bytes_rejected(&b);
+    b_chunk(&b, 10, UINT64_MAX, 2); /* offset + len wraps */
+    assert_bytes_rejected(&b);
+    b_chunk(&b, 0, 1, 0);
+    assert_bytes_rejected(&b);
+    /* no data in a non-empty archive */
+    b_chunk(&b, 10, 0, 0);
+    assert_bytes_rejected(&b);
+    b_chunk(&b, 10, 10, 0);
+    assert_bytes_rejected(&b);
+    /* a chunk larger than the maximum */
+    b_chunk(&b, max, 0, WIRE_STATE_CHUNK_MAX + 1);
+    assert_bytes_rejected(&b);
+    /* an archive larger than the maximum */
+    b_chunk(&b, max + 1, 0, 1);
+    assert_bytes_rejected(&b);
+    b_chunk(&b, UINT64_MAX, 0, 1);
+    assert_bytes_rejected(&b);
+}
+
 /* Encoder limits */
 
 static void test_encode_refuses_long_text(void **state)
@@ -1080,6 +1474,87 @@ static void test_encode_refuses_other(void **state)
     assert_encode_refused(&m);
 }
 
+static void test_encode_refuses_bad_swim(void **state)
+{
+    struct wire_msg m;
+
+    build(&m, C_SWIM_SYNC);
+    assert_encodes(&m);
+    m.u.swim.type = 0;
+    assert_encode_refused(&m);
+    m.u.swim.type = WIRE_SWIM_GOSSIP + 1;
+    assert_encode_refused(&m);
+    m.u.swim.type = WIRE_SWIM_GOSSIP; /* a table outside a SYNC */
+    assert_encode_refused(&m);
+    m.u.swim.type = WIRE_SWIM_SYNC;
+    m.u.swim.n_updates = WIRE_MAX_PIGGYBACK + 1;
+    assert_encode_refused(&m);
+    m.u.swim.n_updates = WIRE_MAX_PIGGYBACK;
+    m.u.swim.updates[3].state = WIRE_SWIM_LEFT + 1;
+    assert_encode_refused(&m);
+    m.u.swim.updates[3].state = WIRE_SWIM_LEFT;
+    m.u.swim.sync[5].state = WIRE_SWIM_LEFT + 1;
+    assert_encode_refused(&m);
+    assert_int_equal(wire_size(&m), 0);
+    assert_int_equal(errno, EINVAL);
+    m.u.swim.sync[5].state = WIRE_SWIM_DEAD;
+    m.u.swim.n_sync = WIRE_MAX_SYNC + 1;
+    assert_encode_refused(&m);
+    m.u.swim.n_sync = 6;
+    assert_encodes(&m);
+    wire_msg_fini(&m);
+    m = (struct wire_msg){.type = WIRE_SWIM};
+    m.u.swim.type = WIRE_SWIM_SYNC;
+    m.u.swim.n_sync = 1; /* count without array */
+    assert_encode_refused(&m);
+}
+
+static void test_encode_refuses_bad_state(void **state)
+{
+    struct wire_msg m;
+    struct wire_state_chunk *c = &m.u.state_chunk;
+
+    build(&m, C_STATE_CHUNK);
+    c->total = c->offset + c->len - 1;
+    assert_encode_refused(&m);
+    c->total = WIRE_MAX_STATE + 1;
+    assert_encode_refused(&m);
+    c->total = WIRE_MAX_STATE;
+    c->offset = UINT64_MAX; /* offset + len wraps */
+    assert_encode_refused(&m);
+    c->offset = 0;
+    assert_encodes(&m);
+    c->len = WIRE_STATE_CHUNK_MAX + 1; /* checked before the data is read */
+    assert_encode_refused(&m);
+    c->len = 0; /* nothing in a non-empty archive */
+    assert_encode_refused(&m);
+    wire_msg_fini(&m);
+    m = (struct wire_msg){.type = WIRE_STATE_CHUNK};
+    m.u.state_chunk.total = 4;
+    m.u.state_chunk.len = 4; /* length without data */
+    assert_encode_refused(&m);
+
+    build(&m, C_STATE_ACK_ERROR);
+    memset(m.u.state_ack.error, 'a', sizeof(m.u.state_ack.error));
+    assert_encode_refused(&m);
+    m.u.state_ack.error[WIRE_MAX_TEXT] = '\0';
+    assert_encodes(&m);
+}
+
+static void test_wire_size(void **state)
+{
+    for (int id = 0; id < N_CASES; id++) {
+        struct wire_msg m;
+        struct frame f;
+
+        build(&m, id);
+        f = encode_ok(&m);
+        assert_int_equal(wire_size(&m), f.len);
+        frame_free(&f);
+        wire_msg_fini(&m);
+    }
+}
+
 /* Random input */
 
 static void test_random_buffers(void **state)
@@ -1139,12 +1614,13 @@ static void test_type_name(void **state)
         int type;
         const char *name;
     } names[] = {
-        {1, "prevote"},     {2, "prevote_resp"},  {3, "vote"},
-        {4, "vote_resp"},   {5, "append"},        {6, "append_resp"},
-        {7, "timeout_now"}, {16, "join_req"},     {17, "join_resp"},
-        {18, "propose"},    {19, "propose_resp"},
+        {1, "prevote"},      {2, "prevote_resp"},  {3, "vote"},
+        {4, "vote_resp"},    {5, "append"},        {6, "append_resp"},
+        {7, "timeout_now"},  {16, "join_req"},     {17, "join_resp"},
+        {18, "propose"},     {19, "propose_resp"}, {20, "swim"},
+        {21, "state_chunk"}, {22, "state_ack"},
     };
-    static const int unknown[] = {-1, 0, 8, 15, 20, 255, 256, 1 << 20};
+    static const int unknown[] = {-1, 0, 8, 15, 23, 255, 256, 1 << 20};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         assert_string_equal(wire_type_name(names[i].type), names[i].name);
@@ -1178,6 +1654,8 @@ int main(void)
         cmocka_unit_test(test_golden_propose_resp),
         cmocka_unit_test(test_golden_append),
         cmocka_unit_test(test_golden_join),
+        cmocka_unit_test(test_golden_swim),
+        cmocka_unit_test(test_golden_state),
         ROUND_TRIP(C_PREVOTE, "prevote"),
         ROUND_TRIP(C_PREVOTE_RESP, "prevote_resp"),
         ROUND_TRIP(C_VOTE, "vote"),
@@ -1194,6 +1672,13 @@ int main(void)
         ROUND_TRIP(C_PROPOSE_EMPTY, "propose_empty"),
         ROUND_TRIP(C_PROPOSE_RESP_OK, "propose_resp_ok"),
         ROUND_TRIP(C_PROPOSE_RESP_ERROR, "propose_resp_error"),
+        ROUND_TRIP(C_SWIM_PING, "swim_ping"),
+        ROUND_TRIP(C_SWIM_SYNC, "swim_sync"),
+        ROUND_TRIP(C_SWIM_GOSSIP_EMPTY, "swim_gossip_empty"),
+        ROUND_TRIP(C_STATE_CHUNK, "state_chunk"),
+        ROUND_TRIP(C_STATE_CHUNK_EMPTY, "state_chunk_empty"),
+        ROUND_TRIP(C_STATE_ACK_OK, "state_ack_ok"),
+        ROUND_TRIP(C_STATE_ACK_ERROR, "state_ack_error"),
         cmocka_unit_test(test_join_resp_refused_carries_only_error),
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_header_mutations),
@@ -1209,9 +1694,15 @@ int main(void)
         cmocka_unit_test(test_lengths_past_end_rejected),
         cmocka_unit_test(test_sealed_limit),
         cmocka_unit_test(test_frame_size_limit),
+        cmocka_unit_test(test_swim_bounds),
+        cmocka_unit_test(test_swim_sync_limit),
+        cmocka_unit_test(test_state_chunk_bounds),
         cmocka_unit_test(test_encode_refuses_long_text),
         cmocka_unit_test(test_encode_refuses_bad_raft),
         cmocka_unit_test(test_encode_refuses_other),
+        cmocka_unit_test(test_encode_refuses_bad_swim),
+        cmocka_unit_test(test_encode_refuses_bad_state),
+        cmocka_unit_test(test_wire_size),
         cmocka_unit_test(test_random_buffers),
         cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_type_name),
