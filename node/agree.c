@@ -218,11 +218,20 @@ static void send_raft(agree_t *a, enum wire_type type,
 static void lease_sync(agree_t *a, double now)
 {
     if (raft_role(a->raft) == RAFT_LEADER) {
-        /* a new term; or a handover that did not happen: only answers
-         * to heartbeats sent from now on count (lease.h)
+        /* A handover that was given up: its TIMEOUT_NOW may still arrive
+         * and make the target leader past the voters' wait, so this term
+         * holds no lease again; step down for a new election instead.
          */
-        if (a->lease.term != raft_term(a->raft) ||
-            (a->lease.revoked && raft_transferee(a->raft) == 0))
+        if (a->lease.term == raft_term(a->raft) && a->lease.revoked &&
+            raft_transferee(a->raft) == 0) {
+            log_warnx("the handover of term %llu did not happen; stepping "
+                      "down for a new election",
+                      (unsigned long long)a->lease.term);
+            raft_step_down(a->raft);
+            a->lease.term = 0;
+            return;
+        }
+        if (a->lease.term != raft_term(a->raft))
             lease_reset(&a->lease, raft_term(a->raft), now);
     } else if (a->lease.term != 0) {
         a->lease.term = 0;

@@ -544,6 +544,47 @@ static void on_applied(void *arg, const struct wire_entry *e,
     (void)e;
 }
 
+/* A dynamic node exists only in the controller's memory and state: a new
+ * controller that took over from state saved before this node registered
+ * does not know it, and slurmd registers only when it starts.  So when
+ * the controller answers but lists no node of ours for a while, slurmd
+ * is restarted (its job steps keep running).
+ */
+#define UNREGISTERED_AFTER 3.0
+#define REREGISTER_SPACING 30.0
+
+static void check_registered(struct peerd *p, const struct health_report *r,
+                             double now)
+{
+    json_t *nodes = json_object_get(p->slurm_view, "nodes"), *n;
+    bool listed = false;
+    size_t i;
+
+    if (p->static_node || !r->slurmctld.ok || !r->slurmd.ok ||
+        !json_is_array(nodes))
+        return;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *name = json_string_value(json_object_get(n, "name"));
+        listed |= name && strcmp(name, p->host.name) == 0;
+    }
+    if (listed) {
+        p->unlisted_since = 0;
+        return;
+    }
+    if (p->unlisted_since == 0) {
+        p->unlisted_since = now;
+        return;
+    }
+    if (now - p->unlisted_since >= UNREGISTERED_AFTER &&
+        now - p->reregistered_at >= REREGISTER_SPACING) {
+        p->reregistered_at = now;
+        p->unlisted_since = 0;
+        supervisor_restart(p->sv, p->svc_slurmd,
+                           "the controller does not know this node");
+    }
+}
+
 /* Feed the newest health report to the supervisor. */
 static void take_health(struct peerd *p, double now)
 {
@@ -568,6 +609,7 @@ static void take_health(struct peerd *p, double now)
     }
     supervisor_health(p->sv, p->svc_slurmd, r.slurmd.ok, r.started,
                       r.slurmd.detail, now);
+    check_registered(p, &r, now);
 }
 
 /* Returns false when the loop should end. */
@@ -799,6 +841,31 @@ static void leave(struct peerd *p, int sfd)
         loop_once(p, sfd, &next_tick, &last_poke, 0.05);
     if (leave_done == 1)
         log_info("left the cluster");
+}
+
+/* The controller host stopping: slurmctld saves its state, the state
+ * goes to a standby and leadership with it (as peerctl transfer does),
+ * bounded in time; with no other voter there is nothing to do.
+ */
+#define STOP_HANDOVER_WAIT 15.0
+
+static void hand_over(struct peerd *p, int sfd)
+{
+    double next_tick = 0, last_poke = 0, deadline;
+    char why[160];
+
+    if (place_transfer_check(p, 0, why, sizeof(why)) < 0)
+        return;
+    log_info("stopping: handing the controller over first");
+    memset(&p->handover, 0, sizeof(p->handover));
+    p->handover.active = true;
+    p->handover.started = peerd_now();
+    deadline = p->handover.started + STOP_HANDOVER_WAIT;
+    while (p->handover.active && agree_is_leader(p->agree) &&
+           peerd_now() < deadline)
+        loop_once(p, sfd, &next_tick, &last_poke, 0.05);
+    if (!agree_is_leader(p->agree))
+        log_info("handed the controller over");
 }
 
 /* Pids of our children that are not services: what the daemons left
@@ -1038,7 +1105,9 @@ int main(int argc, char **argv)
 
     rc = 0;
     p.stopping = true;
-    if (p.slurm_started && !p.controller)
+    if (p.slurm_started && p.controller)
+        hand_over(&p, sfd);
+    else if (p.slurm_started && !p.static_node)
         leave(&p, sfd);
     /* no more RPCs to daemons that are going away */
     health_stop(&p.health);

@@ -97,6 +97,7 @@ struct raft {
     uint64_t now;
     int election_elapsed, heartbeat_elapsed, timeout;
     int leader_ticks;
+    int quiet; /* ticks since we last led or heard a leader (or started) */
     uint64_t term_start; /* index of this leader's NOOP entry */
     uint64_t transferee;
     int transfer_elapsed;
@@ -439,11 +440,16 @@ static void become_follower(struct raft *r, uint64_t term, uint64_t lead)
     r->lead = lead;
 }
 
+/* Has this peer led or heard a leader within an election timeout?  Then
+ * it votes for nobody else.  Counted across term changes and from start
+ * (a peer that just started may have answered a leader a moment before it
+ * stopped): the controller lease relies on it (node/lease.h).
+ */
 static bool in_lease(const struct raft *r)
 {
     if (r->role == RAFT_LEADER)
         return true;
-    return r->lead != 0 && r->election_elapsed < r->opt.election_ticks;
+    return r->quiet < r->opt.election_ticks;
 }
 
 static bool log_up_to_date(const struct raft *r, uint64_t index, uint64_t term)
@@ -755,6 +761,12 @@ static void handle_vote(struct raft *r, enum wire_type type, uint64_t from,
     enum wire_type resp = pre ? WIRE_PREVOTE_RESP : WIRE_VOTE_RESP;
     bool can = r->vote == from || (r->vote == 0 && r->lead == 0) ||
                (pre && m->term > r->term);
+    bool force = type == WIRE_VOTE && m->hint == 1;
+
+    /* stickiness also within a term we moved to without a leader */
+    if (!force && (pre || r->opt.check_quorum) && in_lease(r) &&
+        r->vote != from)
+        can = false;
 
     if (can && log_up_to_date(r, m->index, m->log_term)) {
         /* A granted pre-vote answers with the term asked about, so the
@@ -1014,6 +1026,7 @@ raft_t *raft_new(const struct raft_options *opt, const struct raft_conf *conf,
     r->unstable = n + 1;
     r->role = RAFT_FOLLOWER;
     reset_timeout(r);
+    r->quiet = 0;
     return r;
 nomem:
     raft_destroy(&r);
@@ -1063,12 +1076,15 @@ void raft_tick(raft_t *r)
     assert(r && !r->in_ready);
     r->now++;
     if (r->role == RAFT_LEADER) {
+        r->quiet = 0;
         tick_leader(r);
         return;
     }
     /* Capped so a learner that never campaigns cannot overflow it. */
     if (r->election_elapsed < 2 * r->opt.election_ticks)
         r->election_elapsed++;
+    if (r->quiet < 2 * r->opt.election_ticks)
+        r->quiet++;
     if (promotable(r) && r->election_elapsed >= r->timeout)
         campaign(r, r->opt.pre_vote ? CAMPAIGN_PRE : CAMPAIGN_ELECTION);
 }
@@ -1139,6 +1155,7 @@ static int step_role(struct raft *r, enum wire_type type, uint64_t from, int i,
         if (type == WIRE_APPEND) {
             become_follower(r, r->term, from);
             r->election_elapsed = 0;
+            r->quiet = 0;
             return handle_append(r, from, m);
         }
         /* A pre-vote is granted with the term asked about (ours + 1) and
@@ -1157,6 +1174,7 @@ static int step_role(struct raft *r, enum wire_type type, uint64_t from, int i,
                 return 0; /* two leaders in one term cannot be */
             r->lead = from;
             r->election_elapsed = 0;
+            r->quiet = 0;
             return handle_append(r, from, m);
         }
         if (type == WIRE_TIMEOUT_NOW)
@@ -1363,6 +1381,13 @@ uint64_t raft_match(raft_t *r, uint64_t id)
     if ((i = conf_find(&r->conf, id)) < 0)
         return 0;
     return r->prs[i].match;
+}
+
+void raft_step_down(raft_t *r)
+{
+    assert(r && !r->in_ready);
+    if (r->role == RAFT_LEADER)
+        become_follower(r, r->term, 0);
 }
 
 uint64_t raft_transferee(raft_t *r)

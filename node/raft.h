@@ -177,6 +177,11 @@ uint64_t raft_leader(raft_t *r); /* 0 if unknown */
 uint64_t raft_commit_index(raft_t *r);
 uint64_t raft_last_index(raft_t *r);
 const struct raft_conf *raft_conf(raft_t *r);
+/* A leader becomes a follower of its own term (no-op otherwise); the
+ * others elect a new leader in a later term.
+ */
+void raft_step_down(raft_t *r);
+
 /* The voter leadership is being handed to, 0 if none. */
 uint64_t raft_transferee(raft_t *r);
 /* The leader's view of a peer's match index (0 if unknown / not leader). */

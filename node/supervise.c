@@ -560,6 +560,20 @@ void supervisor_disable(supervisor_t *sv, int idx, double grace, double now)
     }
 }
 
+void supervisor_restart(supervisor_t *sv, int idx, const char *why)
+{
+    struct svc *s;
+
+    if (idx < 0 || idx >= sv->n || sv->svc[idx].pid <= 0 ||
+        sv->svc[idx].state == SVC_STOPPED)
+        return;
+    s = &sv->svc[idx];
+    snprintf(s->last_error, sizeof(s->last_error), "restarted: %s", why);
+    log_info("%s: restarting it: %s", s->name, why);
+    s->failures = 0; /* asked for: the shortest backoff */
+    kill_service(s, SIGTERM);
+}
+
 bool supervisor_enabled(supervisor_t *sv, int idx)
 {
     return idx >= 0 && idx < sv->n && sv->svc[idx].state != SVC_STOPPED;

@@ -89,6 +89,11 @@ void supervisor_enable(supervisor_t *sv, int idx, double now);
  */
 void supervisor_disable(supervisor_t *sv, int idx, double grace, double now);
 
+/* Restart a running service now (SIGTERM; started again after the
+ * shortest backoff), for why (logged, kept as its last error).
+ */
+void supervisor_restart(supervisor_t *sv, int idx, const char *why);
+
 /* Is the service enabled (not stopped)? */
 bool supervisor_enabled(supervisor_t *sv, int idx);
 

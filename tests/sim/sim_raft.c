@@ -1,33 +1,55 @@
-/* sim_raft.c - Raft (node/raft.c) on a simulated network, from a seed
+/* sim_raft.c - Raft and the controller lease on a simulated network
  *
- * One process runs 3 or 5 voters and 1-2 learners on virtual time.  The
- * network drops, delays, duplicates and reorders messages and splits the
- * peers into partitions that heal; peers crash and restart from their
- * simulated disk, which is written from raft_ready() in the documented
- * order.  Everything random comes from one splitmix64 stream seeded by
- * the seed, so a failing seed replays exactly (--replay SEED).
+ * One process runs 3 or 5 voters and 1-2 learners on virtual time in
+ * microseconds.  Each peer ticks Raft every 0.1 s (AGREE_TICK) or a
+ * little later, never sooner, on its own phase; messages take a random
+ * time, sometimes seconds.  The network drops, delays, duplicates and
+ * reorders messages and splits the peers into partitions that heal;
+ * peers crash and restart from their simulated disk, which is written
+ * from raft_ready() in the documented order, and pause (SIGSTOP: no
+ * ticks, no messages, which queue for them until they resume).
+ * Everything random comes from one splitmix64 stream seeded by the seed,
+ * so a failing seed replays exactly (--replay SEED).
  *
- * Checked after every step: at most one leader per term over the whole
- * run; a new leader holds every entry any peer applied (leader
- * completeness); an index is only ever applied with the same entry
- * (committed entries are never lost or changed); log matching, through a
- * map (index, term) -> (entry, term of the previous entry) that every
- * persisted entry must agree with; the disk is written without gaps and
- * never loses an applied or committed entry.  After the chaos: liveness
- * (a leader and a commit on every peer within a bound), a membership
- * change (add a learner, promote it, remove a voter, who then never
- * campaigns), a leadership transfer (and one that times out), and a
- * leader crash (failover within a bound).
+ * Where the options are peerd's (pre-vote and check-quorum on), each
+ * peer also does what node/agree.c and node/place.c do for the
+ * controller: stamps its APPENDs with its send time, times the lease by
+ * the stamps echoed in APPEND_RESP (node/lease.c), runs "slurmctld"
+ * while it holds the lease and hands the fence its lease end at every
+ * event it handles; a slurmctld lives until that fence deadline, or
+ * until it exits after peerd stopped it, or the peer crashes (the fence
+ * kills it when peerd's pipe closes).  A paused peer renews nothing, and
+ * its slurmctld lives on until the fence deadline.  Handovers stop
+ * slurmctld first, then transfer leadership and revoke the lease.
  *
- * Usage: sim_raft [--seeds N] [--first S] [--ticks T] [--replay SEED]
- *                 [--verbose]
- * TAP: one line per property per group of 100 seeds, one more per failing
- * seed; "# stats" comment lines feed tests/bench/raft-sim.sh.
+ * Checked after every event: at most one peer has a live slurmctld; at
+ * most one leader per term over the whole run; a new leader holds every
+ * entry applied in a lower term (leader completeness); an index is only ever
+ * applied with the same entry (committed entries are never lost or
+ * changed); log matching, through a map (index, term) -> (entry, term
+ * of the previous entry) that every persisted entry must agree with; the
+ * disk is written without gaps and never loses an applied or committed
+ * entry.  After the chaos: liveness (a leader and a commit on every peer
+ * within a bound), a leadership transfer (and one that times out), a
+ * leader crash (failover and takeover of the controller within a bound)
+ * and a membership change (add a learner, promote it, remove a voter,
+ * who then never campaigns); with --steady, a cluster in service.
+ *
+ * Usage: sim_raft [--seeds N] [--first S] [--ticks T] [--steady T]
+ *                 [--replay SEED] [--verbose] [--unsafe-wait]
+ *                 [--unsafe-recv] [--probe restart|transfer]
+ * The --unsafe flags break the lease on purpose (no LEASE_WAIT; answers
+ * timed when they arrive, not by their stamp), to show that the check
+ * finds the overlap; --probe runs one known hazard (tests/sim/README.md).
+ * TAP: one line per property per group of 100 seeds, one more per
+ * failing seed; "# stats" and "# sums" comment lines feed
+ * tests/bench/raft-sim.sh.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,15 +57,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/lease.h"
 #include "node/raft.h"
 #include "tests/sim/simlib.h"
 
 #define MAX_NODES 8
-#define ELECTION 10
+#define ELECTION 10    /* ticks, AGREE_ELECTION_TICKS */
+#define TICK_US 100000 /* a tick, AGREE_TICK, in microseconds */
 #define GROUP 100
-#define HEAL_BOUND (40 * ELECTION)
+#define HEAL_BOUND (40 * ELECTION) /* steps of one tick */
 #define SCENARIO_BOUND (40 * ELECTION)
 #define CONF_BUF (5 + 9 * RAFT_MAX_PEERS + 1)
+#define HANDOVER_TIMEOUT 20.0 /* s, node/place.c */
+#define STOP_GRACE 2.0        /* s, LEASE_LOSS_GRACE in node/place.c */
+#define SAVE_MAX 1.0          /* s slurmctld takes to save and exit */
 
 /* --- entry hashing ---------------------------------------------------- */
 
@@ -66,6 +93,24 @@ struct disk {
     uint64_t applied;
 };
 
+/* The slurmctld a peer started: live while on and now < fence and now <
+ * exit (node/place.c, node/fence.c).
+ */
+struct ctl {
+    bool on;
+    double start; /* when it was started */
+    double fence; /* the last deadline handed to the fence */
+    double exit;  /* when it exits after peerd stopped it (INFINITY) */
+    uint64_t term;
+};
+
+/* node/place.c's handover: slurmctld stops, then leadership moves. */
+struct handover {
+    bool active, transferred;
+    uint64_t to;
+    double since;
+};
+
 struct node {
     uint64_t id;
     bool exists; /* part of the run (an added peer exists later) */
@@ -74,12 +119,20 @@ struct node {
     struct raft_conf boot; /* configuration it was started with */
     struct rng rng;
     int group;
-    uint64_t restart_at;
+    uint64_t restart_at;   /* step */
+    uint64_t next_tick;    /* us */
+    uint64_t paused_until; /* us; paused while now < paused_until */
     enum raft_role role;
+    uint64_t term; /* as last seen, for the trace */
+    struct lease lease;
+    struct ctl ctl;
+    struct handover ho;
+    bool leaving; /* about to be removed: runs no slurmctld */
 };
 
 struct packet {
-    uint64_t at;
+    uint64_t at, seq; /* delivery time (us), then sending order */
+    uint64_t sent;
     uint64_t from, to;
     enum wire_type type;
     struct wire_raft m;
@@ -92,31 +145,57 @@ struct slot {
 
 struct applied {
     uint64_t term, hash;
+    uint64_t by_term; /* term of the peer that applied it first */
+};
+
+enum phase {
+    PH_CHAOS,
+    PH_CALM,   /* after healing: the scenarios */
+    PH_STEADY, /* in service: a fault a minute */
+    N_PHASES
+};
+
+struct figure {
+    uint64_t n;
+    double sum, max;
 };
 
 struct stats {
     uint64_t elections, commits, proposals, msgs, dropped;
-    uint64_t heal_ticks, heal_n, heal_max;
-    uint64_t failover_ticks, failover_n, failover_max;
-    uint64_t transfer_ticks, transfer_n;
+    uint64_t pauses, handovers, ctl_starts, ctl_violations;
+    struct figure heal, failover, takeover, transfer;
+    struct figure lost[N_PHASES]; /* controller crash -> next controller */
+    double down[N_PHASES], span[N_PHASES]; /* s without a live slurmctld */
 };
 
 struct sim {
     uint64_t seed;
     struct rng rng;
     bool verbose;
-    uint64_t now;
-    int n; /* nodes[0..n) */
+    uint64_t now;  /* virtual time, us */
+    uint64_t step; /* ticks of TICK_US done: sim_step() count */
+    int n;         /* nodes[0..n) */
     struct node nodes[MAX_NODES];
     struct raft_options opt;
-    /* network */
+    /* network: a min-heap on (at, seq) */
     struct packet *pk;
     size_t n_pk, cap_pk;
-    unsigned drop, dup, delay;
+    uint64_t pseq;
+    unsigned drop, dup;
+    uint64_t delay_min, delay_max; /* us, one way */
+    unsigned long_pm;              /* messages delayed by seconds, per mille */
     bool chaos;
+    bool cut[MAX_NODES][MAX_NODES]; /* links down, both ways */
     /* chaos profile, per tick in per mille */
     unsigned split_pm, crash_pm, lcrash_pm, down_max;
     unsigned commit_crash_pm; /* a leader dies just after committing */
+    unsigned pause_pm, lpause_pm;
+    unsigned propose_pct; /* per tick, to each leader */
+    /* the controller */
+    bool ctl_model; /* peerd's options: the lease is modelled, checked */
+    bool unsafe_wait, unsafe_recv;
+    enum phase phase;
+    uint64_t lost_at; /* us: the controller crashed, none took over yet */
     /* checks */
     uint64_t *term_leader;
     size_t cap_terms;
@@ -125,13 +204,27 @@ struct sim {
     uint64_t max_done;
     struct slot *map;
     size_t cap_map, n_map;
-    char fail[512];
+    char fail[768];
     bool safety;    /* the failure is a broken invariant */
+    bool ctl_bad;   /* ... two live slurmctld */
     bool byzantine; /* fuzzing: garbage may break the Raft invariants */
     uint64_t hold;  /* scripted tests: entries past this index are lost */
     uint64_t seq;
     struct stats *st;
 };
+
+static double secs(uint64_t us)
+{
+    return (double)us / 1e6;
+}
+
+static void figure_add(struct figure *f, double x)
+{
+    f->n++;
+    f->sum += x;
+    if (x > f->max)
+        f->max = x;
+}
 
 static bool failed(const struct sim *s)
 {
@@ -148,8 +241,8 @@ static void failf(struct sim *s, const char *fmt, ...)
 
     if (failed(s))
         return;
-    k = snprintf(s->fail, sizeof(s->fail), "seed %" PRIu64 " t=%" PRIu64 ": ",
-                 s->seed, s->now);
+    k = snprintf(s->fail, sizeof(s->fail), "seed %" PRIu64 " t=%.6f: ", s->seed,
+                 secs(s->now));
     va_start(ap, fmt);
     vsnprintf(s->fail + k, sizeof(s->fail) - (size_t)k, fmt, ap);
     va_end(ap);
@@ -161,7 +254,7 @@ static void violation(struct sim *s, const char *fmt, ...)
 
 static void violation(struct sim *s, const char *fmt, ...)
 {
-    char buf[400];
+    char buf[600];
     va_list ap;
 
     if (failed(s))
@@ -182,7 +275,7 @@ static void trace(struct sim *s, const char *fmt, ...)
 
     if (!s->verbose)
         return;
-    printf("# t=%" PRIu64 " ", s->now);
+    printf("# t=%.6f ", secs(s->now));
     va_start(ap, fmt);
     vprintf(fmt, ap);
     va_end(ap);
@@ -218,6 +311,17 @@ static struct node *node_of(struct sim *s, uint64_t id)
 static bool is_up(const struct node *nd)
 {
     return nd && nd->exists && nd->r;
+}
+
+static bool is_paused(const struct sim *s, const struct node *nd)
+{
+    return s->now < nd->paused_until;
+}
+
+/* Up and not paused: it can take a call now. */
+static bool is_awake(const struct sim *s, const struct node *nd)
+{
+    return is_up(nd) && !is_paused(s, nd);
 }
 
 /* --- invariant bookkeeping -------------------------------------------- */
@@ -292,7 +396,7 @@ static void check_applied(struct sim *s, struct node *nd,
         s->cap_done = cap;
     }
     if (s->done[e->index].term == 0) {
-        s->done[e->index] = (struct applied){e->term, h};
+        s->done[e->index] = (struct applied){e->term, h, raft_term(nd->r)};
         if (e->index > s->max_done)
             s->max_done = e->index;
         if (e->type >= RAFT_ENTRY_USER)
@@ -307,12 +411,18 @@ static void check_applied(struct sim *s, struct node *nd,
     }
 }
 
-/* A new leader must hold every entry anyone applied (leader completeness). */
+/* A new leader must hold every entry anyone applied (leader completeness)
+ * in an earlier term: the peer that applied it first learnt of its commit
+ * in its term or before.  (A candidate paused with its votes can win a
+ * term long after later terms committed more.)
+ */
 static void check_completeness(struct sim *s, struct node *nd)
 {
     for (uint64_t i = 1; i <= s->max_done; i++) {
         const struct wire_entry *e = raft_entry(nd->r, i);
 
+        if (s->done[i].by_term >= raft_term(nd->r))
+            continue;
         if (!e || e->term != s->done[i].term ||
             hash_entry(e->type, e->data, e->len) != s->done[i].hash) {
             violation(s,
@@ -333,10 +443,11 @@ static void check_node(struct sim *s, struct node *nd)
         return;
     role = raft_role(nd->r);
     term = raft_term(nd->r);
-    if (role != nd->role)
+    if (role != nd->role || term != nd->term)
         trace(s, "node %" PRIu64 " %s term %" PRIu64, nd->id,
               raft_role_name(role), term);
     nd->role = role;
+    nd->term = term;
     if (role != RAFT_LEADER || s->byzantine)
         return;
     if (term >= s->cap_terms) {
@@ -360,29 +471,246 @@ static void check_node(struct sim *s, struct node *nd)
     }
 }
 
+/* --- the controller (node/agree.c, node/place.c) ---------------------- */
+
+static bool ctl_live(const struct node *nd, double t)
+{
+    return nd->ctl.on && t < nd->ctl.fence && t < nd->ctl.exit;
+}
+
+/* At most one live slurmctld, at every event. */
+static void ctl_check(struct sim *s)
+{
+    double t = secs(s->now);
+    struct node *a = NULL;
+
+    if (!s->ctl_model || failed(s))
+        return;
+    for (int i = 0; i < s->n; i++) {
+        struct node *b = &s->nodes[i];
+
+        if (!b->exists || !ctl_live(b, t))
+            continue;
+        if (!a) {
+            a = b;
+            continue;
+        }
+        s->ctl_bad = true;
+        s->st->ctl_violations++;
+        violation(s,
+                  "two live slurmctld: node %" PRIu64 " (term %" PRIu64
+                  ", started %.6f, fence %.6f%s) and node %" PRIu64
+                  " (term %" PRIu64 ", started %.6f, fence %.6f%s)",
+                  a->id, a->ctl.term, a->ctl.start, a->ctl.fence,
+                  is_paused(s, a) ? ", paused" : "", b->id, b->ctl.term,
+                  b->ctl.start, b->ctl.fence,
+                  is_paused(s, b) ? ", paused" : "");
+        return;
+    }
+}
+
+/* Move the clock to t, counting the time no slurmctld was live. */
+static void sim_advance(struct sim *s, uint64_t t)
+{
+    double from = secs(s->now), to = secs(t), best = 0;
+
+    if (t < s->now) {
+        fprintf(stderr, "sim_raft: time goes back\n");
+        abort();
+    }
+    if (s->ctl_model && t > s->now) {
+        for (int i = 0; i < s->n; i++) {
+            const struct ctl *c = &s->nodes[i].ctl;
+            double a = c->start > from ? c->start : from;
+            double b = fmin(fmin(c->fence, c->exit), to);
+
+            if (c->on && b - a > best)
+                best = b - a;
+        }
+        s->st->down[s->phase] += to - from - best;
+        s->st->span[s->phase] += to - from;
+    }
+    s->now = t;
+}
+
+/* agree.c's lease_sync: a new term starts a new lease; a leader whose
+ * handover did not happen steps down (it holds no lease again in that
+ * term).
+ */
+static void lease_sync(struct sim *s, struct node *nd)
+{
+    if (raft_role(nd->r) == RAFT_LEADER) {
+        if (nd->lease.term == raft_term(nd->r) && nd->lease.revoked &&
+            raft_transferee(nd->r) == 0) {
+            raft_step_down(nd->r);
+            nd->lease.term = 0;
+            return;
+        }
+        if (nd->lease.term != raft_term(nd->r)) {
+            lease_reset(&nd->lease, raft_term(nd->r), secs(s->now));
+            if (s->unsafe_wait)
+                nd->lease.since -= LEASE_WAIT;
+        }
+    } else if (nd->lease.term != 0) {
+        nd->lease.term = 0;
+    }
+}
+
+static bool lease_is_held(struct sim *s, struct node *nd)
+{
+    return raft_role(nd->r) == RAFT_LEADER &&
+           lease_held(&nd->lease, raft_conf(nd->r), nd->id, secs(s->now));
+}
+
+static void process_ready(struct sim *s, struct node *nd);
+
+/* agree_transfer: leadership to `to`, the lease given up. */
+static int handover_transfer(struct sim *s, struct node *nd, uint64_t to)
+{
+    if (raft_transfer(nd->r, to) < 0)
+        return -1;
+    nd->lease.revoked = true;
+    nd->ho.transferred = true;
+    s->st->handovers++;
+    trace(s, "node %" PRIu64 " transfers to %" PRIu64, nd->id, to);
+    process_ready(s, nd);
+    return 0;
+}
+
+static void handover_begin(struct sim *s, struct node *nd, uint64_t to)
+{
+    nd->ho = (struct handover){true, false, to, secs(s->now)};
+    trace(s, "node %" PRIu64 " hands over to %" PRIu64, nd->id, to);
+}
+
+/* place.c's handover_tick: transfer once slurmctld is gone. */
+static void handover_tick(struct sim *s, struct node *nd)
+{
+    struct handover *h = &nd->ho;
+
+    if (!h->active)
+        return;
+    if (raft_role(nd->r) != RAFT_LEADER ||
+        secs(s->now) - h->since > HANDOVER_TIMEOUT) {
+        h->active = false;
+        return;
+    }
+    if (nd->ctl.on || h->transferred)
+        return;
+    if (handover_transfer(s, nd, h->to) < 0)
+        h->active = false;
+}
+
+/* place_tick, after every event the peer handles: run slurmctld while
+ * the lease is held and renew the fence; else stop it.
+ */
+static void ctl_update(struct sim *s, struct node *nd)
+{
+    double now = secs(s->now);
+    bool want;
+
+    if (!s->ctl_model || !is_awake(s, nd) || failed(s))
+        return;
+    lease_sync(s, nd);
+    if (nd->ctl.on && !ctl_live(nd, now)) {
+        trace(s, "node %" PRIu64 " slurmctld %s", nd->id,
+              now >= nd->ctl.exit ? "exited" : "killed by the fence");
+        nd->ctl.on = false;
+    }
+    handover_tick(s, nd);
+    want = !nd->ho.active && !nd->leaving && lease_is_held(s, nd);
+    if (want && !nd->ctl.on) {
+        nd->ctl = (struct ctl){true, now, 0, INFINITY, raft_term(nd->r)};
+        s->st->ctl_starts++;
+        trace(s, "node %" PRIu64 " starts slurmctld (term %" PRIu64 ")", nd->id,
+              nd->ctl.term);
+        if (s->lost_at) {
+            figure_add(&s->st->lost[s->phase], secs(s->now - s->lost_at));
+            s->lost_at = 0;
+        }
+    }
+    if (want) {
+        nd->ctl.fence = lease_until(&nd->lease, raft_conf(nd->r), nd->id, now);
+    } else if (nd->ctl.on && isinf(nd->ctl.exit)) {
+        nd->ctl.exit = now + (nd->ho.active ? SAVE_MAX : STOP_GRACE) *
+                                 (double)rng_below(&s->rng, 1001) / 1000.0;
+        trace(s, "node %" PRIu64 " stops slurmctld: exits by %.6f, fence %.6f",
+              nd->id, nd->ctl.exit, nd->ctl.fence);
+    }
+    ctl_check(s);
+}
+
 /* --- network ---------------------------------------------------------- */
 
-static void net_push(struct sim *s, uint64_t from, enum wire_type type,
-                     const struct wire_raft *m)
+static bool pk_before(const struct packet *a, const struct packet *b)
 {
-    struct packet *p;
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void heap_push(struct sim *s, const struct packet *p)
+{
+    size_t i;
 
     if (s->n_pk == s->cap_pk) {
         s->cap_pk = s->cap_pk ? 2 * s->cap_pk : 256;
         s->pk = xrealloc(s->pk, s->cap_pk * sizeof(*s->pk));
     }
-    p = &s->pk[s->n_pk++];
-    p->at = s->now + 1 + rng_below(&s->rng, s->delay + 1);
-    p->from = from;
-    p->to = m->to;
-    p->type = type;
-    p->m = *m;
-    p->m.entries = NULL;
-    if (m->n_entries) {
-        p->m.entries = xrealloc(NULL, m->n_entries * sizeof(*m->entries));
-        for (uint32_t i = 0; i < m->n_entries; i++)
-            entry_copy(&p->m.entries[i], &m->entries[i]);
+    for (i = s->n_pk++; i > 0 && pk_before(p, &s->pk[(i - 1) / 2]);
+         i = (i - 1) / 2)
+        s->pk[i] = s->pk[(i - 1) / 2];
+    s->pk[i] = *p;
+}
+
+static void heap_pop(struct sim *s, struct packet *out)
+{
+    struct packet last = s->pk[--s->n_pk];
+    size_t i = 0;
+
+    *out = s->pk[0];
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= s->n_pk)
+            break;
+        if (c + 1 < s->n_pk && pk_before(&s->pk[c + 1], &s->pk[c]))
+            c++;
+        if (!pk_before(&s->pk[c], &last))
+            break;
+        s->pk[i] = s->pk[c];
+        i = c;
     }
+    if (s->n_pk)
+        s->pk[i] = last;
+}
+
+static uint64_t net_delay(struct sim *s)
+{
+    uint64_t d = s->delay_min + rng_below(&s->rng, s->delay_max + 1);
+
+    if (s->chaos && rng_below(&s->rng, 1000) < s->long_pm)
+        d += 500000 + rng_below(&s->rng, 4500001);
+    return d;
+}
+
+static void net_push(struct sim *s, uint64_t from, enum wire_type type,
+                     const struct wire_raft *m)
+{
+    struct packet p;
+
+    p.at = s->now + net_delay(s);
+    p.sent = s->now;
+    p.seq = ++s->pseq;
+    p.from = from;
+    p.to = m->to;
+    p.type = type;
+    p.m = *m;
+    p.m.entries = NULL;
+    if (m->n_entries) {
+        p.m.entries = xrealloc(NULL, m->n_entries * sizeof(*m->entries));
+        for (uint32_t i = 0; i < m->n_entries; i++)
+            entry_copy(&p.m.entries[i], &m->entries[i]);
+    }
+    heap_push(s, &p);
 }
 
 static void packet_free(struct packet *p)
@@ -392,10 +720,12 @@ static void packet_free(struct packet *p)
     free(p->m.entries);
 }
 
+/* agree.c's send_raft: an APPEND carries its send time as its stamp. */
 static void net_send(struct sim *s, uint64_t from, enum wire_type type,
                      const struct wire_raft *m)
 {
     size_t bytes = 13 + 6 * 8 + 1 + 4; /* as proto/wire.c encodes it */
+    struct wire_raft c = *m;
 
     s->st->msgs++;
     for (uint32_t i = 0; i < m->n_entries; i++)
@@ -409,9 +739,11 @@ static void net_send(struct sim *s, uint64_t from, enum wire_type type,
         s->st->dropped++;
         return;
     }
-    net_push(s, from, type, m);
+    if (type == WIRE_APPEND)
+        c.hint = s->now;
+    net_push(s, from, type, &c);
     if (rng_pct(&s->rng, s->dup))
-        net_push(s, from, type, m);
+        net_push(s, from, type, &c);
 }
 
 /* --- one peer: disk, Ready, crash and restart ------------------------- */
@@ -428,6 +760,8 @@ static void process_ready(struct sim *s, struct node *nd)
     struct raft_ready rd;
     struct disk *d = &nd->disk;
 
+    if (s->ctl_model)
+        lease_sync(s, nd);
     while (!failed(s) && raft_has_ready(nd->r)) {
         raft_ready(nd->r, &rd);
         if (rd.hard_state_changed) {
@@ -498,13 +832,26 @@ static void node_start(struct sim *s, struct node *nd)
     if (!nd->r)
         failf(s, "raft_new of node %" PRIu64 ": %s", nd->id, strerror(errno));
     nd->role = RAFT_FOLLOWER;
+    nd->next_tick = s->now + 1 + rng_below(&s->rng, TICK_US);
+    nd->paused_until = 0;
+    memset(&nd->lease, 0, sizeof(nd->lease));
+    memset(&nd->ctl, 0, sizeof(nd->ctl));
+    memset(&nd->ho, 0, sizeof(nd->ho));
 }
 
+/* down_for: steps.  Its slurmctld dies with it (the fence kills it when
+ * peerd's pipe closes; a host that dies takes it along).
+ */
 static void node_crash(struct sim *s, struct node *nd, uint64_t down_for)
 {
-    trace(s, "node %" PRIu64 " crashes for %" PRIu64, nd->id, down_for);
+    trace(s, "node %" PRIu64 " crashes for %.1f s%s", nd->id,
+          (double)down_for * TICK_US / 1e6,
+          ctl_live(nd, secs(s->now)) ? " with slurmctld" : "");
+    if (ctl_live(nd, secs(s->now)) && !s->lost_at)
+        s->lost_at = s->now;
     raft_destroy(&nd->r);
-    nd->restart_at = s->now + down_for;
+    nd->ctl.on = false;
+    nd->restart_at = s->step + down_for;
 }
 
 static void node_restart(struct sim *s, struct node *nd)
@@ -533,16 +880,50 @@ static void node_fini(struct node *nd)
     free(nd->disk.log);
 }
 
+/* Like SIGSTOP: nothing happens in the peer until `until` (us). */
+static void node_pause(struct sim *s, struct node *nd, uint64_t us)
+{
+    if (!is_awake(s, nd))
+        return;
+    nd->paused_until = s->now + us;
+    if (nd->next_tick < nd->paused_until)
+        nd->next_tick = nd->paused_until;
+    s->st->pauses++;
+    trace(s, "node %" PRIu64 " paused for %.3f s%s", nd->id, secs(us),
+          ctl_live(nd, secs(s->now)) ? " with slurmctld" : "");
+}
+
 /* --- the clock -------------------------------------------------------- */
 
-static void node_crash(struct sim *s, struct node *nd, uint64_t down_for);
+static const char *type_name(enum wire_type t)
+{
+    switch (t) {
+    case WIRE_PREVOTE:
+        return "PREVOTE";
+    case WIRE_PREVOTE_RESP:
+        return "PREVOTE_RESP";
+    case WIRE_VOTE:
+        return "VOTE";
+    case WIRE_VOTE_RESP:
+        return "VOTE_RESP";
+    case WIRE_APPEND:
+        return "APPEND";
+    case WIRE_APPEND_RESP:
+        return "APPEND_RESP";
+    case WIRE_TIMEOUT_NOW:
+        return "TIMEOUT_NOW";
+    default:
+        return "?";
+    }
+}
 
 static void deliver(struct sim *s, struct packet *p)
 {
     struct node *from = node_of(s, p->from), *to = node_of(s, p->to);
     uint64_t commit;
 
-    if (!is_up(to) || (s->chaos && from->group != to->group))
+    if (!is_up(to) || (s->chaos && (from->group != to->group ||
+                                    s->cut[from->id - 1][to->id - 1])))
         return;
     /* Cut, not dropped, so the follower still answers (a shorter APPEND
      * is one the leader could have sent).
@@ -550,62 +931,100 @@ static void deliver(struct sim *s, struct packet *p)
     while (s->hold && p->m.n_entries &&
            p->m.entries[p->m.n_entries - 1].index > s->hold)
         free(p->m.entries[--p->m.n_entries].data);
+    /* agree_step: an answer of the lease's term times the lease by the
+     * stamp it echoes (or, unsafely, by when it arrived)
+     */
+    if (s->ctl_model && p->type == WIRE_APPEND_RESP && to->lease.term != 0 &&
+        p->m.term == to->lease.term && p->m.commit > 0) {
+        uint64_t sent = p->m.commit < s->now ? p->m.commit : s->now;
+
+        lease_heard(&to->lease, p->from, secs(s->unsafe_recv ? s->now : sent));
+        trace(s, "node %" PRIu64 " hears %" PRIu64 " (stamp %.6f)%s", to->id,
+              p->from, secs(sent), p->m.reject ? " reject" : "");
+    }
+    if (p->type != WIRE_APPEND && p->type != WIRE_APPEND_RESP)
+        trace(s,
+              "node %" PRIu64 " gets %s%s term %" PRIu64 " from %" PRIu64
+              " (sent %.6f)",
+              to->id, type_name(p->type), p->m.reject ? " reject" : "",
+              p->m.term, p->from, secs(p->sent));
     commit = raft_commit_index(to->r);
     if (raft_step(to->r, p->type, p->from, &p->m) < 0 && !s->byzantine)
         violation(s, "node %" PRIu64 " refuses a %d from %" PRIu64 ": %s",
                   to->id, p->type, p->from, strerror(errno));
     process_ready(s, to);
     check_node(s, to);
+    ctl_update(s, to);
     if (s->chaos && raft_role(to->r) == RAFT_LEADER &&
         raft_commit_index(to->r) > commit &&
         rng_below(&s->rng, 1000) < s->commit_crash_pm)
         node_crash(s, to, 1 + rng_below(&s->rng, s->down_max));
 }
 
+/* peerd's loop: a tick at least TICK_US after the last one, a little
+ * later as the loop wakes late, now and then much later (a slow round).
+ */
+static void node_tick(struct sim *s, struct node *nd)
+{
+    uint64_t late = 1000 + rng_below(&s->rng, 4000);
+
+    if (rng_pct(&s->rng, 1))
+        late += rng_below(&s->rng, 200000);
+    nd->next_tick = s->now + TICK_US + late;
+    raft_tick(nd->r);
+    process_ready(s, nd);
+    check_node(s, nd);
+    ctl_update(s, nd);
+}
+
+/* One tick of virtual time: every tick and packet due in it, in time
+ * order (a tick first on a tie); packets for a paused peer wait for it.
+ */
 static void sim_step(struct sim *s)
 {
-    struct packet *due;
-    size_t n_due = 0;
+    uint64_t end = (s->step + 1) * (uint64_t)TICK_US;
 
-    s->now++;
+    while (!failed(s)) {
+        struct node *tn = NULL;
+        uint64_t tt, pt;
+        struct packet p;
+
+        for (int i = 0; i < s->n; i++) {
+            struct node *nd = &s->nodes[i];
+
+            if (is_up(nd) && (!tn || nd->next_tick < tn->next_tick))
+                tn = nd;
+        }
+        tt = tn ? tn->next_tick : UINT64_MAX;
+        pt = s->n_pk ? s->pk[0].at : UINT64_MAX;
+        if (tt > end && pt > end)
+            break;
+        if (tt <= pt) {
+            sim_advance(s, tt);
+            node_tick(s, tn);
+            continue;
+        }
+        heap_pop(s, &p);
+        sim_advance(s, pt);
+        if (is_up(node_of(s, p.to)) && is_paused(s, node_of(s, p.to))) {
+            p.at = node_of(s, p.to)->paused_until;
+            p.seq = ++s->pseq;
+            heap_push(s, &p);
+            continue;
+        }
+        deliver(s, &p);
+        packet_free(&p);
+        ctl_check(s);
+    }
+    sim_advance(s, end > s->now ? end : s->now);
+    s->step++;
     for (int i = 0; i < s->n; i++) {
         struct node *nd = &s->nodes[i];
 
-        if (nd->exists && !nd->r && s->now >= nd->restart_at)
+        if (nd->exists && !nd->r && s->step >= nd->restart_at)
             node_restart(s, nd);
     }
-    /* Take the due packets out first: delivering makes new ones. */
-    due = xrealloc(NULL, (s->n_pk + 1) * sizeof(*due));
-    for (size_t i = 0; i < s->n_pk;) {
-        if (s->pk[i].at <= s->now) {
-            due[n_due++] = s->pk[i];
-            s->pk[i] = s->pk[--s->n_pk];
-        } else {
-            i++;
-        }
-    }
-    for (size_t i = n_due; i > 1; i--) {
-        size_t j = rng_below(&s->rng, i);
-        struct packet t = due[i - 1];
-
-        due[i - 1] = due[j];
-        due[j] = t;
-    }
-    for (size_t i = 0; i < n_due; i++) {
-        if (!failed(s))
-            deliver(s, &due[i]);
-        packet_free(&due[i]);
-    }
-    free(due);
-    for (int i = 0; i < s->n && !failed(s); i++) {
-        struct node *nd = &s->nodes[i];
-
-        if (!is_up(nd))
-            continue;
-        raft_tick(nd->r);
-        process_ready(s, nd);
-        check_node(s, nd);
-    }
+    ctl_check(s);
 }
 
 /* The leader of the highest term among live peers, or NULL. */
@@ -623,6 +1042,15 @@ static struct node *leader(struct sim *s)
     return best;
 }
 
+/* The peer with a live slurmctld, or NULL. */
+static struct node *controller(struct sim *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].exists && ctl_live(&s->nodes[i], secs(s->now)))
+            return &s->nodes[i];
+    return NULL;
+}
+
 static uint64_t propose_user(struct sim *s, struct node *nd, uint64_t *hash)
 {
     char buf[64];
@@ -636,6 +1064,7 @@ static uint64_t propose_user(struct sim *s, struct node *nd, uint64_t *hash)
         s->st->proposals++;
         process_ready(s, nd);
         check_node(s, nd);
+        ctl_update(s, nd);
     }
     return idx;
 }
@@ -657,12 +1086,16 @@ static uint64_t propose_conf(struct sim *s, struct node *nd,
               nd->id, idx);
         process_ready(s, nd);
         check_node(s, nd);
+        ctl_update(s, nd);
     }
     return idx;
 }
 
 /* --- chaos ------------------------------------------------------------ */
 
+/* peerd's reconcile never demotes the leader itself (a leader that
+ * leaves hands over first).
+ */
 static void chaos_conf_change(struct sim *s, struct node *ld)
 {
     struct raft_conf c = *raft_conf(ld->r);
@@ -673,6 +1106,8 @@ static void chaos_conf_change(struct sim *s, struct node *ld)
     for (i = 0; i < c.n; i++)
         voters += c.voter[i];
     i = (uint32_t)rng_below(&s->rng, c.n);
+    if (c.ids[i] == ld->id && s->ctl_model)
+        return;
     if (c.voter[i] && voters > 3)
         c.voter[i] = false;
     else if (!c.voter[i] && voters < 5)
@@ -682,20 +1117,42 @@ static void chaos_conf_change(struct sim *s, struct node *ld)
     propose_conf(s, ld, &c);
 }
 
+/* A pause: mostly short, sometimes seconds, up to 5 s. */
+static uint64_t pause_length(struct sim *s)
+{
+    if (rng_pct(&s->rng, 50))
+        return 10000 + rng_below(&s->rng, 990000);
+    return 1000000 + rng_below(&s->rng, 4000001);
+}
+
 static void chaos_events(struct sim *s, uint64_t *split_until)
 {
     struct node *ld = leader(s);
 
-    if (*split_until && s->now >= *split_until) {
+    if (*split_until && s->step >= *split_until) {
         trace(s, "partition heals");
         for (int i = 0; i < s->n; i++)
             s->nodes[i].group = 0;
+        memset(s->cut, 0, sizeof(s->cut));
         *split_until = 0;
     } else if (!*split_until && rng_below(&s->rng, 1000) < s->split_pm) {
-        *split_until = s->now + 20 + rng_below(&s->rng, 130);
-        for (int i = 0; i < s->n; i++)
-            s->nodes[i].group = (int)rng_below(&s->rng, 2);
-        trace(s, "partition until %" PRIu64, *split_until);
+        bool links = rng_pct(&s->rng, 50);
+
+        *split_until = s->step + 20 + rng_below(&s->rng, 130);
+        /* two sides, or single links down (A hears B, B hears C, A
+         * does not hear C)
+         */
+        for (int i = 0; i < s->n; i++) {
+            s->nodes[i].group = links ? 0 : (int)rng_below(&s->rng, 2);
+            for (int j = 0; links && j < i; j++)
+                s->cut[i][j] = s->cut[j][i] = rng_pct(&s->rng, 30);
+        }
+        trace(s, "partition until %.1f%s", (double)*split_until / 10,
+              links ? " (links)" : "");
+        for (int i = 0; links && i < s->n; i++)
+            for (int j = 0; j < i; j++)
+                if (s->cut[i][j])
+                    trace(s, "link %d-%d down", j + 1, i + 1);
     }
     if (rng_below(&s->rng, 1000) < s->crash_pm) {
         struct node *nd = &s->nodes[rng_below(&s->rng, (uint64_t)s->n)];
@@ -705,15 +1162,20 @@ static void chaos_events(struct sim *s, uint64_t *split_until)
     }
     if (ld && rng_below(&s->rng, 1000) < s->lcrash_pm)
         node_crash(s, ld, 1 + rng_below(&s->rng, s->down_max));
+    if (rng_below(&s->rng, 1000) < s->pause_pm)
+        node_pause(s, &s->nodes[rng_below(&s->rng, (uint64_t)s->n)],
+                   pause_length(s));
+    if ((ld = leader(s)) && rng_below(&s->rng, 1000) < s->lpause_pm)
+        node_pause(s, ld, pause_length(s));
     /* Proposals go to any peer that believes it leads: those of a stale
      * leader must never be applied.
      */
     for (int i = 0; i < s->n; i++) {
         struct node *nd = &s->nodes[i];
 
-        if (!is_up(nd) || raft_role(nd->r) != RAFT_LEADER)
+        if (!is_awake(s, nd) || raft_role(nd->r) != RAFT_LEADER)
             continue;
-        if (rng_pct(&s->rng, 30))
+        if (rng_pct(&s->rng, s->propose_pct))
             propose_user(s, nd, NULL);
         if (rng_pct(&s->rng, 1))
             chaos_conf_change(s, nd);
@@ -721,32 +1183,43 @@ static void chaos_events(struct sim *s, uint64_t *split_until)
             const struct raft_conf *c = raft_conf(nd->r);
             uint32_t k = (uint32_t)rng_below(&s->rng, c->n);
 
-            if (c->n && c->voter[k] && raft_transfer(nd->r, c->ids[k]) == 0) {
+            if (!c->n || !c->voter[k] || nd->ho.active)
+                continue;
+            if (s->ctl_model && c->ids[k] != nd->id)
+                handover_begin(s, nd, c->ids[k]);
+            else if (!s->ctl_model && raft_transfer(nd->r, c->ids[k]) == 0) {
                 trace(s, "node %" PRIu64 " transfers to %" PRIu64, nd->id,
                       c->ids[k]);
                 process_ready(s, nd);
             }
+            ctl_update(s, nd);
         }
     }
+    ctl_check(s);
 }
 
 /* Raft needs a round trip well under the election timeout: the chaos
- * delays (up to 6 ticks one way) can exceed it and make check-quorum
- * depose healthy leaders, which the scenarios after healing must not
- * suffer.
+ * delays can exceed it and make check-quorum depose healthy leaders,
+ * which the scenarios after healing must not suffer.
  */
 static void heal(struct sim *s)
 {
     s->chaos = false;
+    s->phase = PH_CALM;
     s->drop = 0;
-    if (s->delay > 2)
-        s->delay = 2;
+    if (s->delay_max > 200000)
+        s->delay_max = 200000;
     for (int i = 0; i < s->n; i++) {
         struct node *nd = &s->nodes[i];
 
         nd->group = 0;
+        memset(s->cut, 0, sizeof(s->cut));
         if (nd->exists && !nd->r)
             node_restart(s, nd);
+        if (is_up(nd) && is_paused(s, nd)) {
+            nd->paused_until = s->now;
+            nd->next_tick = s->now + 1 + rng_below(&s->rng, TICK_US);
+        }
     }
 }
 
@@ -755,10 +1228,10 @@ static void heal(struct sim *s)
  */
 static uint64_t commit_everywhere(struct sim *s, uint64_t bound, uint64_t *at)
 {
-    uint64_t t0 = s->now, idx = 0, hash = 0;
+    uint64_t t0 = s->step, idx = 0, hash = 0;
     struct node *by = NULL;
 
-    while (!failed(s) && s->now - t0 < bound) {
+    while (!failed(s) && s->step - t0 < bound) {
         struct node *ld = leader(s);
         bool all = idx != 0;
 
@@ -785,7 +1258,7 @@ static uint64_t commit_everywhere(struct sim *s, uint64_t bound, uint64_t *at)
         if (all && ld && idx < s->cap_done && s->done[idx].hash == hash) {
             if (at)
                 *at = idx;
-            return s->now - t0 + 1;
+            return s->step - t0 + 1;
         }
         sim_step(s);
     }
@@ -795,7 +1268,7 @@ static uint64_t commit_everywhere(struct sim *s, uint64_t bound, uint64_t *at)
 static bool run_until(struct sim *s, uint64_t bound,
                       bool (*cond)(struct sim *, void *), void *arg)
 {
-    for (uint64_t t0 = s->now; !failed(s) && s->now - t0 < bound; sim_step(s))
+    for (uint64_t t0 = s->step; !failed(s) && s->step - t0 < bound; sim_step(s))
         if (cond(s, arg))
             return true;
     return !failed(s) && cond(s, arg);
@@ -859,9 +1332,9 @@ static bool change_conf(struct sim *s, const struct raft_conf *want,
                         const char *what)
 {
     struct conf_wait w = {0, want};
-    uint64_t t0 = s->now;
+    uint64_t t0 = s->step;
 
-    while (!failed(s) && s->now - t0 < SCENARIO_BOUND && !w.index) {
+    while (!failed(s) && s->step - t0 < SCENARIO_BOUND && !w.index) {
         struct node *ld = leader(s);
 
         if (ld)
@@ -886,6 +1359,13 @@ static bool knows_removed(struct sim *s, void *arg)
     struct node *nd = arg;
 
     return is_up(nd) && !conf_is_member(raft_conf(nd->r), nd->id);
+}
+
+static bool ctl_gone(struct sim *s, void *arg)
+{
+    struct node *nd = arg;
+
+    return !ctl_live(nd, secs(s->now));
 }
 
 /* Add a learner, promote it, remove a voter (the leader half the time). */
@@ -922,9 +1402,18 @@ static bool scenario_membership(struct sim *s)
             c.voter[k] = c.voter[c.n];
         }
     trace(s, "membership: remove voter %" PRIu64, victim);
+    /* A peer that leaves stops its slurmctld first (peerd's leave()):
+     * the leader removing itself hands over with TIMEOUT_NOW.
+     */
+    gone = node_of(s, victim);
+    gone->leaving = true;
+    ctl_update(s, gone);
+    if (!run_until(s, SCENARIO_BOUND, ctl_gone, gone)) {
+        failf(s, "membership: %" PRIu64 " does not stop slurmctld", victim);
+        return false;
+    }
     if (!change_conf(s, &c, "remove a voter"))
         return false;
-    gone = node_of(s, victim);
     if (!run_until(s, SCENARIO_BOUND, knows_removed, gone)) {
         failf(s, "membership: removed node %" PRIu64 " never learns it",
               victim);
@@ -956,15 +1445,52 @@ static bool leads(struct sim *s, void *arg)
     return ld && ld->id == ((struct want_leader *)arg)->id;
 }
 
+static bool runs_ctl(struct sim *s, void *arg)
+{
+    struct node *nd = controller(s);
+
+    return nd && (!arg || nd == arg);
+}
+
+/* Start a transfer as peerd does: slurmctld stops first. */
+static bool transfer(struct sim *s, struct node *ld, struct node *to)
+{
+    if (!s->ctl_model) {
+        if (raft_transfer(ld->r, to->id) < 0)
+            return false;
+        process_ready(s, ld);
+        return true;
+    }
+    handover_begin(s, ld, to->id);
+    ld->ho.transferred = true; /* the transfer is ours to make here */
+    ctl_update(s, ld);
+    if (!run_until(s, 3 * ELECTION, ctl_gone, ld) || !is_awake(s, ld) ||
+        raft_role(ld->r) != RAFT_LEADER)
+        return false;
+    return handover_transfer(s, ld, to->id) == 0;
+}
+
+/* A leader that is not handing over, and runs slurmctld if modelled. */
+static bool settled(struct sim *s, void *arg)
+{
+    struct node *ld = leader(s);
+
+    (void)arg;
+    return ld && raft_transferee(ld->r) == 0 && !ld->ho.active &&
+           (!s->ctl_model || controller(s) == ld);
+}
+
 /* Hand leadership to a voter; then try a transfer that must time out. */
 static bool scenario_transfer(struct sim *s)
 {
-    struct node *ld = leader(s), *to = NULL;
+    struct node *ld, *to = NULL;
     const struct raft_conf *c;
     struct want_leader w;
     uint64_t t0;
 
-    if (!ld) {
+    /* a handover the chaos began ends first */
+    run_until(s, SCENARIO_BOUND, settled, NULL);
+    if (!(ld = leader(s))) {
         failf(s, "transfer: no leader to start with");
         return false;
     }
@@ -978,25 +1504,30 @@ static bool scenario_transfer(struct sim *s)
     }
     if (!to)
         return true; /* a single voter left: nothing to transfer to */
-    if (raft_transfer(ld->r, to->id) < 0) {
-        failf(s, "transfer: raft_transfer: %s", strerror(errno));
+    t0 = s->now;
+    if (!transfer(s, ld, to)) {
+        failf(s, "transfer: cannot hand over to %" PRIu64, to->id);
         return false;
     }
     if (raft_propose(ld->r, RAFT_ENTRY_USER, "x", 1) != 0 || errno != EPERM) {
         failf(s, "transfer: leader accepts a proposal while transferring");
         return false;
     }
-    process_ready(s, ld);
     trace(s, "transfer from %" PRIu64 " to %" PRIu64, ld->id, to->id);
-    t0 = s->now;
     w.id = to->id;
     if (!run_until(s, 3 * ELECTION, leads, &w)) {
         failf(s, "transfer: %" PRIu64 " not leader %d ticks after the transfer",
               to->id, 3 * ELECTION);
         return false;
     }
-    s->st->transfer_ticks += s->now - t0;
-    s->st->transfer_n++;
+    figure_add(&s->st->transfer, secs(s->now - t0));
+    if (s->ctl_model && !run_until(s, 3 * ELECTION, runs_ctl, to)) {
+        failf(s,
+              "transfer: %" PRIu64 " runs no slurmctld %d ticks after "
+              "it leads",
+              to->id, 3 * ELECTION);
+        return false;
+    }
     /* A transfer to a dead voter is abandoned after an election timeout. */
     ld = to;
     to = NULL;
@@ -1007,40 +1538,63 @@ static bool scenario_transfer(struct sim *s)
     if (!to || conf_voter_count(c) - 1 < conf_voter_count(c) / 2 + 1)
         return !failed(s); /* losing one voter would lose the quorum */
     node_crash(s, to, 1000000);
-    if (raft_transfer(ld->r, to->id) < 0) {
-        failf(s, "transfer: raft_transfer to a dead voter: %s",
-              strerror(errno));
+    if (!transfer(s, ld, to)) {
+        failf(s, "transfer: cannot hand over to dead voter %" PRIu64, to->id);
         return false;
     }
-    process_ready(s, ld);
-    for (int t = 0; t < ELECTION + 2 && !failed(s); t++)
+    /* The transfer is abandoned after an election timeout.  With the
+     * controller model (peerd's settings) the leader then steps down, as
+     * agree.c does (its term holds no lease again), and the others elect
+     * a leader of a later term; without it the leader stays.  Either way
+     * a leader takes writes again.
+     */
+    uint64_t term = raft_term(ld->r);
+    struct node *nl = NULL;
+    int steps = s->ctl_model ? 10 * ELECTION : ELECTION + 10;
+    for (int t = 0; t < steps && !failed(s); t++) {
         sim_step(s);
-    if (!is_up(ld) || raft_role(ld->r) != RAFT_LEADER ||
-        !raft_propose(ld->r, RAFT_ENTRY_USER, "y", 1)) {
+        nl = leader(s);
+        if (s->ctl_model && nl && raft_term(nl->r) > term)
+            break; /* a new election can take a few rounds (split votes) */
+    }
+    nl = leader(s);
+    if (!nl || !is_up(nl) ||
+        (s->ctl_model ? raft_term(nl->r) <= term : nl != ld) ||
+        !raft_propose(nl->r, RAFT_ENTRY_USER, "y", 1)) {
         failf(s, "transfer: a transfer to a dead voter is not abandoned");
         return false;
     }
-    process_ready(s, ld);
+    process_ready(s, nl);
+    ld->ho.active = false; /* peerd gives up after HANDOVER_TIMEOUT */
     node_restart(s, to);
     return !failed(s);
 }
 
-/* Crash the leader of a healthy cluster: a new one commits within a bound. */
+/* Crash the leader (and controller) of a healthy cluster: a new leader
+ * commits, and a peer runs slurmctld again, within a bound.
+ */
 static bool scenario_failover(struct sim *s)
 {
-    struct node *ld = leader(s);
-    uint64_t t0 = s->now, ticks;
+    struct node *ld;
+    uint64_t t0, ticks;
     const struct raft_conf *c;
 
-    if (!ld) {
+    if (s->ctl_model && !run_until(s, SCENARIO_BOUND, settled, NULL)) {
+        failf(s, "failover: no leader with slurmctld to start with");
+        return false;
+    }
+    if (!(ld = leader(s))) {
         failf(s, "failover: no leader to start with");
         return false;
     }
     c = raft_conf(ld->r);
     if (conf_voter_count(c) < 3)
         return true;
+    t0 = s->now;
+    ticks = s->step;
     node_crash(s, ld, 1000000);
-    while (!failed(s) && s->now - t0 < SCENARIO_BOUND &&
+    s->lost_at = 0; /* counted here, not as chaos */
+    while (!failed(s) && s->step - ticks < SCENARIO_BOUND &&
            (!leader(s) || leader(s) == ld))
         sim_step(s);
     if (!leader(s)) {
@@ -1048,11 +1602,17 @@ static bool scenario_failover(struct sim *s)
               SCENARIO_BOUND);
         return false;
     }
-    ticks = s->now - t0;
-    s->st->failover_ticks += ticks;
-    s->st->failover_n++;
-    if (ticks > s->st->failover_max)
-        s->st->failover_max = ticks;
+    figure_add(&s->st->failover, secs(s->now - t0));
+    if (s->ctl_model) {
+        if (!run_until(s, SCENARIO_BOUND, runs_ctl, NULL)) {
+            failf(s,
+                  "failover: no slurmctld %d ticks after the leader "
+                  "crashed",
+                  SCENARIO_BOUND);
+            return false;
+        }
+        figure_add(&s->st->takeover, secs(s->now - t0));
+    }
     if (!commit_everywhere(s, SCENARIO_BOUND, NULL)) {
         failf(s, "failover: no commit after the leader crashed");
         return false;
@@ -1061,10 +1621,33 @@ static bool scenario_failover(struct sim *s)
     return !failed(s);
 }
 
+/* A cluster in service for `steps` ticks: a fault a minute on average,
+ * a peer (the leader half the time) that crashes for 1-10 s or pauses.
+ */
+static void steady(struct sim *s, uint64_t steps)
+{
+    s->phase = PH_STEADY;
+    s->lost_at = 0;
+    for (uint64_t t = 0; t < steps && !failed(s); t++) {
+        if (rng_below(&s->rng, 600) == 0) {
+            struct node *nd = leader(s);
+
+            if (!nd || rng_pct(&s->rng, 50))
+                nd = &s->nodes[rng_below(&s->rng, (uint64_t)s->n)];
+            if (is_awake(s, nd) && rng_pct(&s->rng, 50))
+                node_crash(s, nd, 10 + rng_below(&s->rng, 91));
+            else
+                node_pause(s, nd, pause_length(s));
+        }
+        sim_step(s);
+    }
+}
+
 /* --- one seed --------------------------------------------------------- */
 
 enum prop {
     P_SAFETY,
+    P_CONTROLLER,
     P_LIVENESS,
     P_MEMBERSHIP,
     P_TRANSFER,
@@ -1074,15 +1657,22 @@ enum prop {
 
 static const char *prop_name[N_PROPS] = {
     "safety (one leader per term, committed entries kept, log matching)",
+    "controller (at most one live slurmctld at any time)",
     "liveness (leader and commit on every peer after healing)",
     "membership (add learner, promote, remove voter)",
     "leadership transfer (and one abandoned)",
-    "leader failover",
+    "leader failover (new leader, new slurmctld)",
 };
 
 struct result {
     int prop; /* N_PROPS = passed */
-    char msg[512];
+    char msg[768];
+};
+
+struct run_opts {
+    uint64_t ticks, steady;
+    bool verbose, unsafe_wait, unsafe_recv;
+    int probe; /* enum probe */
 };
 
 static void sim_fini(struct sim *s)
@@ -1128,10 +1718,12 @@ static void sim_init(struct sim *s, uint64_t seed, bool verbose,
     s->st = st;
     s->opt.election_ticks = ELECTION;
     s->opt.heartbeat_ticks = 1 + (int)rng_below(&s->rng, 2);
-    s->opt.pre_vote = rng_pct(&s->rng, 80);
-    s->opt.check_quorum = rng_pct(&s->rng, 80);
+    s->opt.pre_vote = rng_pct(&s->rng, 85);
+    s->opt.check_quorum = rng_pct(&s->rng, 85);
     s->opt.max_append = 1 + (uint32_t)rng_below(&s->rng, 8);
-    s->delay = (unsigned)rng_below(&s->rng, 5);
+    /* one way: 0.2 ms up to 5..400 ms */
+    s->delay_min = 200;
+    s->delay_max = 5000 + rng_below(&s->rng, 395001);
     /* Two profiles: partitions and slow crashes, or leaders that crash
      * often and briefly while sending one entry per APPEND (where
      * committing an old-term entry by counting replicas would show).
@@ -1144,6 +1736,13 @@ static void sim_init(struct sim *s, uint64_t seed, bool verbose,
         s->commit_crash_pm = 50;
         s->opt.max_append = 1 + (uint32_t)rng_below(&s->rng, 2);
     }
+    /* a busy log, or an idle one as peerd's mostly is (a peer cut off
+     * from the leader then still has an up-to-date log)
+     */
+    s->propose_pct = rng_pct(&s->rng, 50) ? 30 : 1;
+    s->pause_pm = 10;
+    s->lpause_pm = 10;
+    s->long_pm = 10;
     memset(&c, 0, sizeof(c));
     for (int i = 0; i < voters + learners; i++) {
         c.ids[c.n] = (uint64_t)i + 1;
@@ -1153,40 +1752,42 @@ static void sim_init(struct sim *s, uint64_t seed, bool verbose,
         node_add(s, &c);
 }
 
-static void run_seed(uint64_t seed, uint64_t ticks, bool verbose,
-                     struct stats *st, struct result *res)
+static void run_seed(uint64_t seed, const struct run_opts *o, struct stats *st,
+                     struct result *res)
 {
     struct sim s;
     uint64_t split = 0, t;
     int voters = seed % 2 ? 3 : 5;
     int prop = P_SAFETY;
 
-    sim_init(&s, seed, verbose, st, voters, 1 + (int)(seed / 2 % 2));
+    sim_init(&s, seed, o->verbose, st, voters, 1 + (int)(seed / 2 % 2));
+    /* the lease is peerd's, and peerd runs Raft with both */
+    s.ctl_model = s.opt.pre_vote && s.opt.check_quorum;
+    s.unsafe_wait = o->unsafe_wait;
+    s.unsafe_recv = o->unsafe_recv;
     trace(&s,
           "seed %" PRIu64 ": %d voters, %d peers, heartbeat %d, pre-vote "
-          "%d, check-quorum %d, max-append %u, delay <= %u",
+          "%d, check-quorum %d, max-append %u, delay <= %.3f s, "
+          "controller %s",
           seed, voters, s.n, s.opt.heartbeat_ticks, s.opt.pre_vote,
-          s.opt.check_quorum, s.opt.max_append, s.delay + 1);
+          s.opt.check_quorum, s.opt.max_append, secs(s.delay_max),
+          s.ctl_model ? "modelled" : "not modelled");
     s.chaos = true;
     s.drop = 10;
     s.dup = 3;
-    while (s.now < ticks && !failed(&s)) {
+    while (s.step < o->ticks && !failed(&s)) {
         chaos_events(&s, &split);
         sim_step(&s);
     }
     heal(&s);
     if (!failed(&s)) {
         prop = P_LIVENESS;
-        if ((t = commit_everywhere(&s, HEAL_BOUND, NULL))) {
-            st->heal_ticks += t;
-            st->heal_n++;
-            if (t > st->heal_max)
-                st->heal_max = t;
-        } else {
+        if ((t = commit_everywhere(&s, HEAL_BOUND, NULL)))
+            figure_add(&st->heal, (double)t * TICK_US / 1e6);
+        else
             failf(&s,
                   "liveness: no commit on every peer %d ticks after healing",
                   HEAL_BOUND);
-        }
     }
     if (!failed(&s)) {
         prop = P_TRANSFER;
@@ -1200,12 +1801,114 @@ static void run_seed(uint64_t seed, uint64_t ticks, bool verbose,
         prop = P_MEMBERSHIP;
         scenario_membership(&s);
     }
+    if (!failed(&s) && s.ctl_model && o->steady) {
+        prop = P_SAFETY;
+        steady(&s, o->steady);
+    }
     check_disks(&s);
-    res->prop = failed(&s) ? (s.safety ? P_SAFETY : prop) : N_PROPS;
+    res->prop = !failed(&s) ? N_PROPS
+                : s.ctl_bad ? P_CONTROLLER
+                : s.safety  ? P_SAFETY
+                            : prop;
     snprintf(res->msg, sizeof(res->msg), "%s", s.fail);
-    if (verbose)
-        printf("# seed %" PRIu64 ": %s after %" PRIu64 " ticks\n", seed,
-               failed(&s) ? s.fail : "passed", s.now);
+    if (o->verbose)
+        printf("# seed %" PRIu64 ": %s after %.1f s\n", seed,
+               failed(&s) ? s.fail : "passed", secs(s.now));
+    sim_fini(&s);
+}
+
+/* --- probes: one hazard each, on a calm cluster ------------------------ */
+
+enum probe {
+    PROBE_NONE,
+    PROBE_RESTART,  /* a voter restarts and votes at once */
+    PROBE_TRANSFER, /* a TIMEOUT_NOW delivered after the handover gave up */
+};
+
+/* 3 voters as peerd runs them, a fast network, an idle log; a leader
+ * with slurmctld.  NULL if none came.
+ */
+static struct node *probe_cluster(struct sim *s, uint64_t seed,
+                                  const struct run_opts *o, struct stats *st)
+{
+    sim_init(s, seed, o->verbose, st, 3, 0);
+    s->opt.pre_vote = s->opt.check_quorum = true;
+    s->opt.heartbeat_ticks = 1;
+    for (int i = 0; i < s->n; i++) {
+        raft_destroy(&s->nodes[i].r);
+        node_start(s, &s->nodes[i]);
+    }
+    s->ctl_model = true;
+    s->phase = PH_CALM;
+    s->drop = s->dup = 0;
+    s->delay_max = 5000;
+    s->chaos = true; /* links can be cut; nothing else happens */
+    if (!run_until(s, SCENARIO_BOUND, settled, NULL))
+        return NULL;
+    return leader(s);
+}
+
+/* C is cut off from leader L; V answers L, crashes, restarts at once and
+ * hears nothing from L for a moment: it grants C's (pre-)vote although
+ * L's lease counts V's last answer (raft_new starts with no leader, so
+ * no stickiness).
+ */
+static void probe_restart(struct sim *s, struct node *ld)
+{
+    struct node *c = NULL, *v = NULL;
+
+    for (int i = 0; i < s->n; i++)
+        if (&s->nodes[i] != ld)
+            *(c ? &v : &c) = &s->nodes[i];
+    s->cut[c->id - 1][ld->id - 1] = s->cut[ld->id - 1][c->id - 1] = true;
+    trace(s, "probe: link %" PRIu64 "-%" PRIu64 " down", c->id, ld->id);
+    for (uint64_t t = rng_below(&s->rng, 3 * ELECTION); t > 0; t--)
+        sim_step(s);
+    node_crash(s, v, 1);
+    s->cut[v->id - 1][ld->id - 1] = s->cut[ld->id - 1][v->id - 1] = true;
+    for (int t = 0; t < 5 && !failed(s); t++)
+        sim_step(s);
+    memset(s->cut, 0, sizeof(s->cut));
+    trace(s, "probe: links up");
+    for (int t = 0; t < 3 * ELECTION && !failed(s); t++)
+        sim_step(s);
+}
+
+/* L hands over to X, which is paused (SIGSTOP) longer than
+ * HANDOVER_TIMEOUT with the TIMEOUT_NOW in its socket: L gave the
+ * transfer up and runs slurmctld again when X wakes, campaigns, and the
+ * voters grant a transfer's votes despite their leader.
+ */
+static void probe_transfer(struct sim *s, struct node *ld)
+{
+    struct node *x = &s->nodes[ld == &s->nodes[0] ? 1 : 0];
+
+    node_pause(s, x,
+               (uint64_t)(HANDOVER_TIMEOUT * 1e6) + 2000000 +
+                   rng_below(&s->rng, 8000000));
+    handover_begin(s, ld, x->id);
+    ctl_update(s, ld);
+    for (int t = 0; t < 35 * ELECTION && !failed(s); t++)
+        sim_step(s);
+}
+
+static void run_probe(uint64_t seed, enum probe kind, const struct run_opts *o,
+                      struct stats *st, struct result *res)
+{
+    struct sim s;
+    struct node *ld = probe_cluster(&s, seed, o, st);
+
+    if (!ld)
+        failf(&s, "probe: no leader with slurmctld");
+    else if (kind == PROBE_RESTART)
+        probe_restart(&s, ld);
+    else
+        probe_transfer(&s, ld);
+    res->prop = !failed(&s) ? N_PROPS : s.ctl_bad ? P_CONTROLLER : P_SAFETY;
+    snprintf(res->msg, sizeof(res->msg), "%s", s.fail);
+    if (o->verbose)
+        printf("# seed %" PRIu64 ": %s after %.1f s\n", seed,
+               failed(&s) ? s.fail : "passed", secs(s.now));
     sim_fini(&s);
 }
 
@@ -1605,7 +2308,7 @@ static void test_propose_errors(void)
     /* Right after an election, a change must wait for the new NOOP. */
     raft_transfer(ld->r, f->id);
     process_ready(&s, ld);
-    while (s.now < 10000 && (!leader(&s) || leader(&s) == ld))
+    while (s.step < 10000 && (!leader(&s) || leader(&s) == ld))
         sim_step(&s);
     ld = leader(&s);
     c = *raft_conf(ld->r);
@@ -1656,7 +2359,9 @@ static void test_figure8(void)
     sim_init(&s, 8, false, &st, 3, 0);
     s.opt.pre_vote = s.opt.check_quorum = false;
     s.opt.max_append = 1;
-    s.delay = s.drop = s.dup = 0;
+    s.delay_min = TICK_US; /* one tick, as the script counts */
+    s.delay_max = 0;
+    s.drop = s.dup = 0;
     for (int k = 0; k < 3; k++) {
         raft_destroy(&s.nodes[k].r);
         node_start(&s, &s.nodes[k]);
@@ -1671,7 +2376,7 @@ static void test_figure8(void)
     i = propose_user(&s, s1, NULL);
     sim_step(&s);
     force_campaign(&s, s3, 1, t);
-    for (t0 = s.now; s.now - t0 < 5 && raft_role(s3->r) != RAFT_LEADER;)
+    for (t0 = s.step; s.step - t0 < 5 && raft_role(s3->r) != RAFT_LEADER;)
         sim_step(&s);
     set_groups(&s, 1, 0, 2);
     expect(&ok,
@@ -1682,7 +2387,7 @@ static void test_figure8(void)
     set_groups(&s, 0, 0, 2);
     force_campaign(&s, s1, 2, t + 1);
     s.hold = i;
-    for (t0 = s.now; s.now - t0 < 8 && raft_match(s1->r, s2->id) < i;)
+    for (t0 = s.step; s.step - t0 < 8 && raft_match(s1->r, s2->id) < i;)
         sim_step(&s);
     s.hold = 0;
     set_groups(&s, 1, 0, 2);
@@ -1694,11 +2399,11 @@ static void test_figure8(void)
            "e (term T) is not committed by counting replicas");
     set_groups(&s, 1, 0, 0);
     force_campaign(&s, s3, 2, t + 2);
-    for (t0 = s.now; s.now - t0 < 5 && leader(&s) != s3;)
+    for (t0 = s.step; s.step - t0 < 5 && leader(&s) != s3;)
         sim_step(&s);
     expect(&ok, leader(&s) == s3 && raft_term(s3->r) == t + 3,
            "S3 wins term T+3");
-    for (t0 = s.now; s.now - t0 < 5;)
+    for (t0 = s.step; s.step - t0 < 5;)
         sim_step(&s);
     expect(&ok, raft_entry(s2->r, i) && raft_entry(s2->r, i)->term == t + 1,
            "S3 overwrites e on S2");
@@ -1802,7 +2507,9 @@ static void test_fuzz(uint64_t seed, int n)
 static void usage(void)
 {
     fprintf(stderr, "usage: sim_raft [--seeds N] [--first S] [--ticks T] "
-                    "[--replay SEED] [--verbose]\n");
+                    "[--steady T] [--replay SEED] [--verbose] "
+                    "[--unsafe-wait] [--unsafe-recv] "
+                    "[--probe restart|transfer]\n");
     exit(2);
 }
 
@@ -1818,15 +2525,67 @@ static uint64_t num(const char *s)
     return v;
 }
 
+static void print_figure(const char *what, const struct figure *f)
+{
+    if (f->n)
+        printf("# stats: %s s mean %.2f max %.2f (n=%" PRIu64 ")\n", what,
+               f->sum / (double)f->n, f->max, f->n);
+}
+
+/* Human lines, then one line of sums for tests/bench/raft-sim.sh to add
+ * up over several runs.
+ */
+static void print_stats(uint64_t seeds, const struct stats *st)
+{
+    const struct figure *fs[] = {&st->heal,     &st->failover, &st->takeover,
+                                 &st->transfer, &st->lost[0],  &st->lost[2]};
+    const char *names[] = {"heal",     "failover", "takeover",
+                           "transfer", "lost0",    "lost2"};
+    const char *phase[] = {"under chaos", "in the scenarios after healing",
+                           "in service (a fault a minute)"};
+
+    printf("# stats: seeds %" PRIu64 " elections %" PRIu64 " commits %" PRIu64
+           " proposals %" PRIu64 " messages %" PRIu64 " dropped %" PRIu64 "\n",
+           seeds, st->elections, st->commits, st->proposals, st->msgs,
+           st->dropped);
+    printf("# stats: controller: violations %" PRIu64 " starts %" PRIu64
+           " handovers %" PRIu64 " pauses %" PRIu64 "\n",
+           st->ctl_violations, st->ctl_starts, st->handovers, st->pauses);
+    print_figure("heal-to-commit", &st->heal);
+    print_figure("leader-crash-to-new-leader", &st->failover);
+    print_figure("leader-crash-to-new-slurmctld", &st->takeover);
+    print_figure("chaos: slurmctld-crash-to-new-slurmctld", &st->lost[0]);
+    print_figure("in service: slurmctld-crash-to-new-slurmctld", &st->lost[2]);
+    print_figure("transfer-to-new-leader", &st->transfer);
+    for (int p = 0; p < N_PHASES; p++)
+        if (st->span[p] > 0)
+            printf("# stats: no live slurmctld %s: %.2f s per simulated "
+                   "minute (%.0f min simulated)\n",
+                   phase[p], 60 * st->down[p] / st->span[p], st->span[p] / 60);
+    printf("# sums: seeds %" PRIu64 " violations %" PRIu64, seeds,
+           st->ctl_violations);
+    for (size_t k = 0; k < sizeof(fs) / sizeof(fs[0]); k++)
+        printf(" %s %" PRIu64 " %.6f %.6f", names[k], fs[k]->n, fs[k]->sum,
+               fs[k]->max);
+    for (int p = 0; p < N_PHASES; p++)
+        printf(" down%d %.6f %.6f", p, st->down[p], st->span[p]);
+    printf("\n");
+}
+
 int main(int argc, char **argv)
 {
-    uint64_t seeds = 300, first = 1, ticks = 1500;
-    bool verbose = false, replay = false;
+    uint64_t seeds = 300, first = 1;
+    struct run_opts o = {.ticks = 1500, .steady = 0};
+    bool replay = false;
     struct stats st = {0};
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--verbose"))
-            verbose = true;
+            o.verbose = true;
+        else if (!strcmp(argv[i], "--unsafe-wait"))
+            o.unsafe_wait = true;
+        else if (!strcmp(argv[i], "--unsafe-recv"))
+            o.unsafe_recv = true;
         else if (i + 1 >= argc)
             usage();
         else if (!strcmp(argv[i], "--seeds"))
@@ -1834,13 +2593,20 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--first"))
             first = num(argv[++i]);
         else if (!strcmp(argv[i], "--ticks"))
-            ticks = num(argv[++i]);
+            o.ticks = num(argv[++i]);
+        else if (!strcmp(argv[i], "--steady"))
+            o.steady = num(argv[++i]);
         else if (!strcmp(argv[i], "--replay"))
             first = num(argv[++i]), seeds = 1, replay = true;
+        else if (!strcmp(argv[i], "--probe") &&
+                 (o.probe = !strcmp(argv[++i], "restart")  ? PROBE_RESTART
+                            : !strcmp(argv[i], "transfer") ? PROBE_TRANSFER
+                                                           : PROBE_NONE))
+            ;
         else
             usage();
     }
-    if (!replay) {
+    if (!replay && !o.probe) {
         test_conf_codec(first);
         test_new();
         test_odd_messages();
@@ -1848,6 +2614,7 @@ int main(int argc, char **argv)
         test_figure8();
         test_fuzz(first, 5000);
     }
+    o.verbose = o.verbose || replay;
     for (uint64_t g = first; g < first + seeds; g += GROUP) {
         uint64_t end = g + GROUP < first + seeds ? g + GROUP : first + seeds;
         char bad[N_PROPS][128] = {{0}};
@@ -1856,7 +2623,10 @@ int main(int argc, char **argv)
         for (uint64_t seed = g; seed < end; seed++) {
             struct result *r = &res[seed - g];
 
-            run_seed(seed, ticks, verbose || replay, &st, r);
+            if (o.probe)
+                run_probe(seed, o.probe, &o, &st, r);
+            else
+                run_seed(seed, &o, &st, r);
             if (r->prop < N_PROPS) {
                 size_t k = strlen(bad[r->prop]);
 
@@ -1864,8 +2634,13 @@ int main(int argc, char **argv)
                          seed);
                 tap(false, "seed %" PRIu64 ": %s", seed, r->msg);
                 printf("# replay: sim_raft --replay %" PRIu64
-                       " --ticks %" PRIu64 "\n",
-                       seed, ticks);
+                       " --ticks %" PRIu64 " --steady %" PRIu64 "%s%s%s\n",
+                       seed, o.ticks, o.steady,
+                       o.unsafe_wait ? " --unsafe-wait" : "",
+                       o.unsafe_recv ? " --unsafe-recv" : "",
+                       o.probe == PROBE_RESTART    ? " --probe restart"
+                       : o.probe == PROBE_TRANSFER ? " --probe transfer"
+                                                   : "");
             }
         }
         for (int p = 0; p < N_PROPS; p++) {
@@ -1877,22 +2652,7 @@ int main(int argc, char **argv)
                     prop_name[p]);
         }
     }
-    printf("# stats: seeds %" PRIu64 " elections %" PRIu64 " commits %" PRIu64
-           " proposals %" PRIu64 " messages %" PRIu64 " dropped %" PRIu64 "\n",
-           seeds, st.elections, st.commits, st.proposals, st.msgs, st.dropped);
-    if (st.heal_n)
-        printf("# stats: heal-to-commit ticks mean %.1f max %" PRIu64 "\n",
-               (double)st.heal_ticks / (double)st.heal_n, st.heal_max);
-    if (st.failover_n)
-        printf(
-            "# stats: leader-crash-to-new-leader ticks mean %.1f max %" PRIu64
-            " (n=%" PRIu64 ", election timeout %d)\n",
-            (double)st.failover_ticks / (double)st.failover_n, st.failover_max,
-            st.failover_n, ELECTION);
-    if (st.transfer_n)
-        printf(
-            "# stats: transfer-to-new-leader ticks mean %.1f (n=%" PRIu64 ")\n",
-            (double)st.transfer_ticks / (double)st.transfer_n, st.transfer_n);
+    print_stats(seeds, &st);
     printf("1..%d\n", n_tests);
     return n_failed ? 1 : 0;
 }
