@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -139,6 +140,11 @@ gossip_t *gossip_new(uint64_t self, gossip_send_fn send, void *send_arg,
     g->send_arg = send_arg;
     g->rand = sodium_rand;
     opt.rand_arg = g;
+    /* above every incarnation of an earlier run (one refutation a second
+     * at most would be needed to catch up), so a peer that restarts is
+     * taken back at once by those that saw it die
+     */
+    opt.incarnation = (uint64_t)time(NULL);
     g->swim = swim_new(&opt);
     if (!g->swim) {
         errprintf_errno(err, "gossip: swim");

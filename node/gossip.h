@@ -40,10 +40,11 @@ int gossip_send_transport(void *transport, uint64_t to,
                           const struct wire_msg *m);
 
 /* A member knowing only itself (self > 0), with swim's default timing
- * (1 s protocol period).  Randomness comes from libsodium's
- * randombytes_buf.  Every message goes out through send(send_arg, ...)
- * from within the gossip_ call that produced it.  Returns NULL with err
- * (EINVAL: self 0 or no send; ENOMEM).
+ * (1 s protocol period), starting at incarnation = the current Unix time
+ * (announced: others that hold it DEAD from an earlier run take it back).
+ * Randomness comes from libsodium's randombytes_buf.  Every message goes out
+ * through send(send_arg, ...) from within the gossip_ call that produced it.
+ * Returns NULL with err (EINVAL: self 0 or no send; ENOMEM).
  */
 gossip_t *gossip_new(uint64_t self, gossip_send_fn send, void *send_arg,
                      err_t *err);

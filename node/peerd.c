@@ -609,6 +609,14 @@ static void take_health(struct peerd *p, double now)
     }
     supervisor_health(p->sv, p->svc_slurmd, r.slurmd.ok, r.started,
                       r.slurmd.detail, now);
+    /* slurmd registers when it starts: start it once a controller
+     * answers (then it is supervised as any other service)
+     */
+    if (r.slurmctld.ok && !p->slurmd_enabled && !p->stopping) {
+        p->slurmd_enabled = true;
+        supervisor_enable(p->sv, p->svc_slurmd, now);
+        health_poke(p->health);
+    }
     check_registered(p, &r, now);
 }
 

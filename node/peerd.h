@@ -63,6 +63,7 @@ struct peerd {
     struct ship ship;
     gossip_t *gossip; /* SWIM (node/alive.h) */
     double alive_next;
+    bool slurmd_enabled;    /* a controller answered once: slurmd runs */
     double unlisted_since;  /* our node missing from the controller's list */
     double reregistered_at; /* slurmd last restarted for that */
     struct slurm_layout layout;

@@ -223,6 +223,14 @@ static bool promotable(const struct raft *r)
     return conf_is_voter(&r->conf, r->opt.id);
 }
 
+static bool lone_voter(const struct raft *r)
+{
+    for (uint32_t i = 0; i < r->conf.n; i++)
+        if (r->conf.voter[i] && r->conf.ids[i] != r->opt.id)
+            return false;
+    return promotable(r);
+}
+
 static void progress_reset(struct raft *r, struct progress *pr, uint64_t id)
 {
     memset(pr, 0, sizeof(*pr));
@@ -1085,7 +1093,8 @@ void raft_tick(raft_t *r)
         r->election_elapsed++;
     if (r->quiet < 2 * r->opt.election_ticks)
         r->quiet++;
-    if (promotable(r) && r->election_elapsed >= r->timeout)
+    /* a lone voter has no one to wait for, nor to disturb */
+    if (promotable(r) && (r->election_elapsed >= r->timeout || lone_voter(r)))
         campaign(r, r->opt.pre_vote ? CAMPAIGN_PRE : CAMPAIGN_ELECTION);
 }
 

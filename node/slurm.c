@@ -195,6 +195,6 @@ int slurm_add_services(supervisor_t *sv, const struct slurm_layout *l,
     spec.argv = static_node ? slurmd_static : slurmd_dynamic;
     spec.log_path = logs[2];
     spec.depends_on = m;
-    spec.disabled = false;
+    spec.disabled = true; /* until a controller answers */
     return supervisor_add(sv, &spec) < 0 ? -1 : 0;
 }

@@ -78,7 +78,9 @@ int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
                  err_t *err);
 
 /* Register munged, slurmctld (disabled: peerd enables it while this
- * host holds the controller lease) and slurmd, both depending on munged.
+ * host holds the controller lease) and slurmd (disabled: peerd enables it
+ * once a controller answers, since slurmd registers only when it
+ * starts), both depending on munged.
  * The first host's slurmd is its static node; elsewhere slurmd is a
  * dynamic node (-Z) that takes its configuration from the controller
  * (--conf-server SLURM_CTL_ALIAS).  Returns 0 or -1.

@@ -762,10 +762,16 @@ swim_t *swim_new(const struct swim_options *opt)
         errno = ENOMEM;
         return NULL;
     }
-    s->members[0] = (struct member){.id = opt->id, .state = SWIM_ALIVE};
+    s->members[0] = (struct member){
+        .id = opt->id, .state = SWIM_ALIVE, .inc = opt->incarnation};
     s->n = 1;
     s->count[SWIM_ALIVE] = 1;
     index_fill(s);
+    /* a restarted member announces its new incarnation, so that those
+     * that hold it DEAD from before take it back at once
+     */
+    if (opt->incarnation > 0)
+        enqueue(s, &s->members[0]);
     return s;
 }
 

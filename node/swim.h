@@ -112,6 +112,8 @@ struct swim_options {
     uint32_t sync_periods;       /* push-pull every this many [30] */
     uint32_t gossip_interval_ms; /* gossip step period [200] */
     uint32_t gossip_fanout;      /* members per gossip step, <= 16 [3] */
+    uint64_t incarnation;        /* to start with [0]; peerd: start time,
+                                    above any from a run before */
     uint64_t (*rand)(void *);    /* injected randomness, required */
     void *rand_arg;
 };

@@ -1550,7 +1550,7 @@ static bool scenario_transfer(struct sim *s)
      */
     uint64_t term = raft_term(ld->r);
     struct node *nl = NULL;
-    int steps = s->ctl_model ? 10 * ELECTION : ELECTION + 10;
+    int steps = s->ctl_model ? 20 * ELECTION : ELECTION + 10;
     for (int t = 0; t < steps && !failed(s); t++) {
         sim_step(s);
         nl = leader(s);
