@@ -55,6 +55,8 @@ struct agree {
     uint64_t rng;
     uint64_t applied;
     struct lease lease;
+    enum raft_role logged_role; /* what was last logged */
+    uint64_t logged_term, logged_leader;
 };
 
 static uint64_t splitmix(void *arg)
@@ -214,9 +216,27 @@ static void send_raft(agree_t *a, enum wire_type type,
     transport_send(a->t, r->to, &m);
 }
 
+/* Log Raft's role, term and leader when they change. */
+static void log_role(agree_t *a)
+{
+    enum raft_role role = raft_role(a->raft);
+    uint64_t term = raft_term(a->raft), leader = raft_leader(a->raft);
+
+    if (role == a->logged_role && term == a->logged_term &&
+        leader == a->logged_leader)
+        return;
+    if (role != RAFT_PRE_CANDIDATE)
+        log_info("raft: term %llu, %s, leader %llu", (unsigned long long)term,
+                 raft_role_name(role), (unsigned long long)leader);
+    a->logged_role = role;
+    a->logged_term = term;
+    a->logged_leader = leader;
+}
+
 /* Start counting a new lease when this peer became leader of a term. */
 static void lease_sync(agree_t *a, double now)
 {
+    log_role(a);
     if (raft_role(a->raft) == RAFT_LEADER) {
         /* A handover that was given up: its TIMEOUT_NOW may still arrive
          * and make the target leader past the voters' wait, so this term

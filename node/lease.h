@@ -14,11 +14,14 @@
  * AGREE_TICK s, one lost to rounding; node/raft.c counts it across term
  * changes and from start).  A new leader needs a vote from one voter of
  * every quorum, so it wins at t >= s + E, and the old lease, which ends by
- * s + LEASE_SECONDS, is over by t + LEASE_SECONDS - E = t + 0.1 s.  The
- * new leader waits LEASE_WAIT (0.6 s): 0.1 s for the argument, the rest a
- * margin for scheduling and the fence's reaction.  No bound on message
- * delay is assumed.  A leader that hands over (TIMEOUT_NOW makes voters
- * skip the wait) gives the lease up first and never takes it again in
+ * s + LEASE_SECONDS, is over by t + LEASE_SECONDS - E = t + 0.6 s.  The
+ * new leader waits LEASE_WAIT (0.9 s): 0.6 s for the argument, the rest a
+ * margin for scheduling and the fence's reaction.  LEASE_SECONDS is 1.5 s
+ * rather than one election timeout so that a lossy network (TCP holding
+ * heartbeats back for a second after a loss) does not make the leader
+ * drop its lease and restart slurmctld; it costs 0.5 s of failover.  No bound
+ * on message delay is assumed.  A leader that hands over (TIMEOUT_NOW makes
+ * voters skip the wait) gives the lease up first and never takes it again in
  * that term: if the handover is abandoned it steps down.
  * tests/sim/sim_raft.c checks at every event that no two peers have a live
  * slurmctld, with pauses, crashes, partitions and late messages.
@@ -31,9 +34,9 @@
 
 #include "node/raft.h"
 
-#define LEASE_SECONDS 1.0
+#define LEASE_SECONDS 1.5
 #define LEASE_MIN_ELECTION 0.9 /* E above */
-#define LEASE_MARGIN 0.5
+#define LEASE_MARGIN 0.3
 #define LEASE_WAIT (LEASE_SECONDS - LEASE_MIN_ELECTION + LEASE_MARGIN)
 
 struct lease {

@@ -174,6 +174,44 @@ static void print_status(json_t *st)
            str(st, "controller_address"),
            json_is_true(json_object_get(slurm, "reachable")) ? "answering"
                                                              : "NOT answering");
+    json_t *pl = json_object_get(st, "placement");
+    if (pl) {
+        json_t *state = json_object_get(pl, "state"), *sb;
+        size_t k;
+        printf(
+            "placement   term %lld, first job id %lld%s\n",
+            (long long)json_integer_value(json_object_get(pl, "term")),
+            (long long)json_integer_value(json_object_get(pl, "first_job_id")),
+            json_is_true(json_object_get(pl, "here"))
+                ? ", slurmctld runs here under the lease"
+                : "");
+        if (!json_is_true(json_object_get(pl, "can_fail_over")))
+            printf("failover    NOT POSSIBLE: %s\n",
+                   str(pl, "cannot_fail_over_because"));
+        json_array_foreach(json_object_get(state, "standbys"), k, sb)
+        {
+            printf("standby     %s holds state %s, %lld generation(s) and "
+                   "%.1f s behind%s%s\n",
+                   str(sb, "host"), str(sb, "generation"),
+                   (long long)json_integer_value(
+                       json_object_get(sb, "lag_generations")),
+                   json_number_value(json_object_get(sb, "lag_seconds")),
+                   json_is_string(json_object_get(sb, "error")) ? ": " : "",
+                   json_is_string(json_object_get(sb, "error"))
+                       ? str(sb, "error")
+                       : "");
+        }
+        if (!json_is_true(json_object_get(pl, "here")) &&
+            json_is_string(json_object_get(state, "installed")))
+            printf("state copy  generation %s installed here\n",
+                   str(state, "installed"));
+    }
+    json_t *mb = json_object_get(st, "membership");
+    if (json_is_object(mb))
+        printf("membership  %lld alive, %lld suspect, %lld dead (SWIM)\n",
+               (long long)json_integer_value(json_object_get(mb, "alive")),
+               (long long)json_integer_value(json_object_get(mb, "suspect")),
+               (long long)json_integer_value(json_object_get(mb, "dead")));
     printf("health      %s\n", json_is_true(json_object_get(st, "healthy"))
                                    ? "healthy"
                                    : "DEGRADED");

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -26,13 +29,14 @@
 #define MONITOR_EVENTS                                                         \
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |                                    \
      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |   \
-     ZMQ_EVENT_DISCONNECTED)
+     ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPTED)
 
 struct peer {
     uint64_t id;
     unsigned char pub[32];
     char endpoint[160];
     void *dealer; /* NULL until the first send */
+    void *mon;    /* PAIR: the dealer's connection events, or NULL */
     double last_heard;
 };
 
@@ -211,9 +215,30 @@ static struct peer *find_key(transport_t *t, const unsigned char *pub)
 static void close_dealer(struct peer *p)
 {
     if (p->dealer) {
+        zmq_socket_monitor(p->dealer, NULL, 0);
         zmq_close(p->dealer);
         p->dealer = NULL;
     }
+    if (p->mon) {
+        zmq_close(p->mon);
+        p->mon = NULL;
+    }
+}
+
+/* Heartbeats are a thin stream (a few small messages in flight): after a
+ * loss, TCP's exponential backoff would hold every later message on the
+ * connection for 0.4, 0.8, 1.6 s...  and that is what lets a lease lapse
+ * or an election start on a lossy network.  Linear timeouts for thin
+ * streams keep the first retransmissions at one RTO each.  Best effort:
+ * ZeroMQ hands the descriptor over in its connection event.
+ */
+static void tune_tcp(int fd)
+{
+    int one = 1;
+
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one,
+                   sizeof(one));
 }
 
 int transport_set_peer(transport_t *t, uint64_t id, const unsigned char *pub,
@@ -271,6 +296,17 @@ static void *open_dealer(transport_t *t, struct peer *p)
     zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, p->pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, t->pub, 32);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, t->sec, 32);
+    {
+        char mon[96];
+        snprintf(mon, sizeof(mon), "inproc://peerd-monitor-dealer-%llu-%p",
+                 (unsigned long long)p->id, (void *)s);
+        if (zmq_socket_monitor(s, mon, ZMQ_EVENT_CONNECTED) == 0 &&
+            (p->mon = zmq_socket(t->zctx, ZMQ_PAIR)) != NULL &&
+            zmq_connect(p->mon, mon) < 0) {
+            zmq_close(p->mon);
+            p->mon = NULL;
+        }
+    }
     if (zmq_connect(s, p->endpoint) < 0) {
         log_warnx("cannot connect to %s: %s", p->endpoint, zmq_strerror(errno));
         zmq_close(s);
@@ -401,6 +437,12 @@ static void monitor_one(transport_t *t, void *mon)
     if (zmq_msg_size(&a) < 6)
         goto out;
     memcpy(&event, zmq_msg_data(&a), 2);
+    if (event == ZMQ_EVENT_CONNECTED || event == ZMQ_EVENT_ACCEPTED) {
+        int32_t fd;
+        memcpy(&fd, (const char *)zmq_msg_data(&a) + 2, 4);
+        tune_tcp(fd);
+        goto out;
+    }
     if (event == ZMQ_EVENT_DISCONNECTED)
         t->stats.disconnects++;
     else
@@ -410,12 +452,27 @@ out:
     zmq_msg_close(&b);
 }
 
+/* The dealers' connection events (a new connection: tune it). */
+static void service_dealers(transport_t *t)
+{
+    for (int i = 0; i < t->npeers; i++) {
+        struct peer *p = &t->peers[i];
+        zmq_pollitem_t it = {p->mon, 0, ZMQ_POLLIN, 0};
+        if (!p->mon)
+            continue;
+        while (zmq_poll(&it, 1, 0) > 0 && (it.revents & ZMQ_POLLIN))
+            monitor_one(t, p->mon);
+    }
+}
+
 void transport_service(transport_t *t)
 {
     zmq_pollitem_t it[3] = {{t->zap, 0, ZMQ_POLLIN, 0},
                             {t->mon_peer, 0, ZMQ_POLLIN, 0},
                             {t->mon_join, 0, ZMQ_POLLIN, 0}};
     int n = t->mon_join ? 3 : (t->mon_peer ? 2 : 1);
+
+    service_dealers(t);
 
     for (int round = 0; round < 64; round++) {
         if (zmq_poll(it, n, 0) <= 0)
