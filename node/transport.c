@@ -111,8 +111,10 @@ static void *server_socket(transport_t *t, const unsigned char *sec,
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 32);
     zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, domain, strlen(domain));
     if (zmq_socket_monitor(s, mon, MONITOR_EVENTS) == 0 &&
-        (*monp = zmq_socket(t->zctx, ZMQ_PAIR)) != NULL)
+        (*monp = zmq_socket(t->zctx, ZMQ_PAIR)) != NULL) {
+        set_int(*monp, ZMQ_LINGER, 0);
         zmq_connect(*monp, mon);
+    }
     snprintf(ep, sizeof(ep), "tcp://%s:%d", t->bind, port);
     if (zmq_bind(s, ep) < 0) {
         errprintf(err, "cannot listen on %s: %s", ep, zmq_strerror(errno));
@@ -168,6 +170,8 @@ int transport_listen_join(transport_t *t, const unsigned char *join_pub,
     return t->join ? 0 : -1;
 }
 
+static void close_dealer(struct peer *p);
+
 void transport_destroy(transport_t **tp)
 {
     transport_t *t;
@@ -175,9 +179,9 @@ void transport_destroy(transport_t **tp)
     if (!tp || !*tp)
         return;
     t = *tp;
+    /* every socket must be closed, or zmq_ctx_term waits for ever */
     for (int i = 0; i < t->npeers; i++)
-        if (t->peers[i].dealer)
-            zmq_close(t->peers[i].dealer);
+        close_dealer(&t->peers[i]);
     if (t->router) {
         zmq_socket_monitor(t->router, NULL, 0);
         zmq_close(t->router);
@@ -301,10 +305,12 @@ static void *open_dealer(transport_t *t, struct peer *p)
         snprintf(mon, sizeof(mon), "inproc://peerd-monitor-dealer-%llu-%p",
                  (unsigned long long)p->id, (void *)s);
         if (zmq_socket_monitor(s, mon, ZMQ_EVENT_CONNECTED) == 0 &&
-            (p->mon = zmq_socket(t->zctx, ZMQ_PAIR)) != NULL &&
-            zmq_connect(p->mon, mon) < 0) {
-            zmq_close(p->mon);
-            p->mon = NULL;
+            (p->mon = zmq_socket(t->zctx, ZMQ_PAIR)) != NULL) {
+            set_int(p->mon, ZMQ_LINGER, 0);
+            if (zmq_connect(p->mon, mon) < 0) {
+                zmq_close(p->mon);
+                p->mon = NULL;
+            }
         }
     }
     if (zmq_connect(s, p->endpoint) < 0) {
