@@ -89,32 +89,6 @@ int acct_layout_init(const char *data_dir, struct acct_layout *l, err_t *err)
 
 /* ---- children --------------------------------------------------------- */
 
-/* Find the binary: a path is taken as it is; a bare name is looked up in
- * PATH and then in /usr/sbin and /usr/bin (as the supervisor does).
- */
-static int resolve_binary(const char *name, char *out, size_t outlen)
-{
-    const char *path = getenv("PATH");
-    char dirs[4096];
-    char *save = NULL;
-
-    if (strchr(name, '/')) {
-        snprintf(out, outlen, "%s", name);
-        return access(out, X_OK);
-    }
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/bin", path ? path : "");
-    for (char *d = strtok_r(dirs, ":", &save); d;
-         d = strtok_r(NULL, ":", &save)) {
-        if (!*d)
-            continue;
-        snprintf(out, outlen, "%s/%s", d, name);
-        if (access(out, X_OK) == 0)
-            return 0;
-    }
-    errno = ENOENT;
-    return -1;
-}
-
 struct run {
     /* in */
     const char *const *argv; /* argv[0]: a name or a path */
@@ -224,7 +198,7 @@ static int run(struct run *r, err_t *err)
     r->out[0] = r->err[0] = '\0';
     r->status = -1;
     r->timed_out = false;
-    if (resolve_binary(r->argv[0], binary, sizeof(binary)) < 0)
+    if (supervisor_resolve_binary(r->argv[0], binary, sizeof(binary)) < 0)
         return errprintf(err, "cannot run %s: %s", r->argv[0],
                          errno == ENOENT ? "not found (looked in PATH, "
                                            "/usr/sbin and /usr/bin)"
@@ -575,45 +549,6 @@ int acct_prepare(const char *data_dir, struct acct_layout *l, err_t *err)
 
 /* ---- slurmdbd.conf ---------------------------------------------------- */
 
-struct buf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-};
-
-static void put(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += n;
-            return;
-        }
-        size_t cap = b->cap * 2 + n;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-}
-
 /* A value slurmdbd.conf can hold: no white space, '#', '=' or control
  * characters, nothing outside ASCII.
  */
@@ -653,7 +588,7 @@ void acct_password_generate(char out[ACCT_PASSWORD_LEN + 1])
 
 char *acct_render_slurmdbd_conf(const struct acct_params *p, err_t *err)
 {
-    struct buf b = {0};
+    struct textbuf b = {0};
     const struct {
         const char *name, *value;
     } checks[] = {
@@ -684,28 +619,29 @@ char *acct_render_slurmdbd_conf(const struct acct_params *p, err_t *err)
         errprintf_errno(err, "cannot render slurmdbd.conf");
         return NULL;
     }
-    put(&b, RENDER_MARKER ". Do not edit:\n");
-    put(&b, "# peerd rewrites this file; it holds the database password.\n");
-    put(&b, "AuthType=auth/munge\n");
-    put(&b, "AuthInfo=socket=%s\n", p->munge_socket);
-    put(&b, "DbdHost=%s\n", p->dbd_host);
+    textbuf_put(&b, RENDER_MARKER ". Do not edit:\n");
+    textbuf_put(
+        &b, "# peerd rewrites this file; it holds the database password.\n");
+    textbuf_put(&b, "AuthType=auth/munge\n");
+    textbuf_put(&b, "AuthInfo=socket=%s\n", p->munge_socket);
+    textbuf_put(&b, "DbdHost=%s\n", p->dbd_host);
     if (p->dbd_addr)
-        put(&b, "DbdAddr=%s\n", p->dbd_addr);
-    put(&b, "DbdPort=%d\n", p->dbd_port);
-    put(&b, "SlurmUser=root\n");
-    put(&b, "DebugLevel=info\n");
+        textbuf_put(&b, "DbdAddr=%s\n", p->dbd_addr);
+    textbuf_put(&b, "DbdPort=%d\n", p->dbd_port);
+    textbuf_put(&b, "SlurmUser=root\n");
+    textbuf_put(&b, "DebugLevel=info\n");
     /* no LogFile: slurmdbd -D logs to stderr, which the supervisor keeps */
-    put(&b, "PidFile=%s\n", p->pid_file);
-    put(&b, "StorageType=accounting_storage/mysql\n");
+    textbuf_put(&b, "PidFile=%s\n", p->pid_file);
+    textbuf_put(&b, "StorageType=accounting_storage/mysql\n");
     /* An address, never "localhost": for that name the client library
      * uses its compiled-in socket /run/mysqld/mysqld.sock, and
      * slurmdbd.conf has no setting for another one.
      */
-    put(&b, "StorageHost=%s\n", p->storage_host);
-    put(&b, "StoragePort=%d\n", p->storage_port);
-    put(&b, "StorageUser=" ACCT_DB_USER "\n");
-    put(&b, "StoragePass=%s\n", p->storage_pass);
-    put(&b, "StorageLoc=" ACCT_DB_NAME "\n");
+    textbuf_put(&b, "StorageHost=%s\n", p->storage_host);
+    textbuf_put(&b, "StoragePort=%d\n", p->storage_port);
+    textbuf_put(&b, "StorageUser=" ACCT_DB_USER "\n");
+    textbuf_put(&b, "StoragePass=%s\n", p->storage_pass);
+    textbuf_put(&b, "StorageLoc=" ACCT_DB_NAME "\n");
     if (b.failed) {
         free(b.data);
         errprintf(err, "cannot render slurmdbd.conf: out of memory");
@@ -852,7 +788,7 @@ int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
     /* env searches only its own PATH; a missing binary stays a bare name
      * and the service's log says "No such file or directory".
      */
-    if (resolve_binary(bin, path, sizeof(path)) < 0)
+    if (supervisor_resolve_binary(bin, path, sizeof(path)) < 0)
         snprintf(path, sizeof(path), "%s", bin);
     const char *v[] = {
         "/usr/bin/env",

@@ -13,16 +13,7 @@
 
 #include "node/render.h"
 
-struct buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
+void textbuf_put(struct textbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -84,7 +75,7 @@ static int check_extra(const char *v, err_t *err)
 
 char *render_slurm_conf(const struct slurm_params *p, err_t *err)
 {
-    struct buf b = {0};
+    struct textbuf b = {0};
     const struct {
         const char *name, *value;
     } checks[] = {
@@ -113,36 +104,41 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
         return NULL;
     }
 
-    put(&b, RENDER_MARKER " for cluster %s. Do not edit:\n", p->cluster_name);
-    put(&b, "# peerd rewrites this file; change settings with peerctl.\n");
-    put(&b, "ClusterName=%s\n", p->cluster_name);
-    put(&b, "SlurmctldHost=%s(%s)\n", p->ctl_host, p->ctl_addr);
-    put(&b, "SlurmctldParameters=enable_configless\n");
-    put(&b, "SlurmUser=root\nSlurmdUser=root\n");
-    put(&b, "AuthType=auth/munge\nCredType=cred/munge\n");
-    put(&b, "AuthInfo=socket=%s\n", p->munge_socket);
-    put(&b, "MailProg=/bin/true\n");
-    put(&b, "SlurmctldPort=6817\nSlurmdPort=6818\n");
-    put(&b, "StateSaveLocation=%s\n", p->state_dir);
-    put(&b, "SlurmdSpoolDir=%s\n", p->spool_dir);
-    put(&b, "SlurmctldPidFile=%s/slurmctld.pid\n", p->run_dir);
-    put(&b, "SlurmdPidFile=%s/slurmd.pid\n", p->run_dir);
-    put(&b, "SlurmctldDebug=info\nSlurmdDebug=info\n");
-    put(&b, "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n");
-    put(&b, "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n");
-    put(&b, "JobAcctGatherType=jobacct_gather/none\n");
-    put(&b, "AccountingStorageType=accounting_storage/none\n");
-    put(&b, "JobCompType=jobcomp/none\n");
-    put(&b, "MpiDefault=none\nSwitchType=switch/none\n");
-    put(&b, "ReturnToService=2\n");
-    put(&b, "SlurmctldTimeout=10\nSlurmdTimeout=30\n");
-    put(&b, "MaxNodeCount=%d\nTreeWidth=65533\n", p->max_nodes);
+    textbuf_put(&b, RENDER_MARKER " for cluster %s. Do not edit:\n",
+                p->cluster_name);
+    textbuf_put(&b,
+                "# peerd rewrites this file; change settings with peerctl.\n");
+    textbuf_put(&b, "ClusterName=%s\n", p->cluster_name);
+    textbuf_put(&b, "SlurmctldHost=%s(%s)\n", p->ctl_host, p->ctl_addr);
+    textbuf_put(&b, "SlurmctldParameters=enable_configless\n");
+    textbuf_put(&b, "SlurmUser=root\nSlurmdUser=root\n");
+    textbuf_put(&b, "AuthType=auth/munge\nCredType=cred/munge\n");
+    textbuf_put(&b, "AuthInfo=socket=%s\n", p->munge_socket);
+    textbuf_put(&b, "MailProg=/bin/true\n");
+    textbuf_put(&b, "SlurmctldPort=6817\nSlurmdPort=6818\n");
+    textbuf_put(&b, "StateSaveLocation=%s\n", p->state_dir);
+    textbuf_put(&b, "SlurmdSpoolDir=%s\n", p->spool_dir);
+    textbuf_put(&b, "SlurmctldPidFile=%s/slurmctld.pid\n", p->run_dir);
+    textbuf_put(&b, "SlurmdPidFile=%s/slurmd.pid\n", p->run_dir);
+    textbuf_put(&b, "SlurmctldDebug=info\nSlurmdDebug=info\n");
+    textbuf_put(&b,
+                "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n");
+    textbuf_put(&b,
+                "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n");
+    textbuf_put(&b, "JobAcctGatherType=jobacct_gather/none\n");
+    textbuf_put(&b, "AccountingStorageType=accounting_storage/none\n");
+    textbuf_put(&b, "JobCompType=jobcomp/none\n");
+    textbuf_put(&b, "MpiDefault=none\nSwitchType=switch/none\n");
+    textbuf_put(&b, "ReturnToService=2\n");
+    textbuf_put(&b, "SlurmctldTimeout=10\nSlurmdTimeout=30\n");
+    textbuf_put(&b, "MaxNodeCount=%d\nTreeWidth=65533\n", p->max_nodes);
     if (p->first_job_id > 1)
-        put(&b, "FirstJobId=%lu\n", p->first_job_id);
-    put(&b, "NodeName=%s NodeAddr=%s CPUs=%d RealMemory=%ld State=UNKNOWN\n",
+        textbuf_put(&b, "FirstJobId=%lu\n", p->first_job_id);
+    textbuf_put(
+        &b, "NodeName=%s NodeAddr=%s CPUs=%d RealMemory=%ld State=UNKNOWN\n",
         p->node_name, p->node_addr, p->node_cpus, p->node_memory_mb);
-    put(&b, "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE "
-            "State=UP\n");
+    textbuf_put(&b, "PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE "
+                    "State=UP\n");
     for (size_t i = 0; i < p->n_extra; i++) {
         const char *eq = strchr(p->extra[i], '=');
         if (!eq || eq == p->extra[i] || check_extra(eq + 1, err) < 0) {
@@ -153,8 +149,8 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
             return NULL;
         }
         if (i == 0)
-            put(&b, "# added with peerctl config set slurm.<Key>:\n");
-        put(&b, "%s\n", p->extra[i]);
+            textbuf_put(&b, "# added with peerctl config set slurm.<Key>:\n");
+        textbuf_put(&b, "%s\n", p->extra[i]);
     }
     if (b.failed) {
         free(b.data);

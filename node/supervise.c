@@ -158,7 +158,7 @@ static void set_state(struct svc *s, enum svc_state st, double now)
  * PATH and then in /usr/sbin and /usr/bin (peerd may start with a PATH
  * that lacks sbin).
  */
-static int resolve_binary(const char *name, char *out, size_t outlen)
+int supervisor_resolve_binary(const char *name, char *out, size_t outlen)
 {
     const char *path = getenv("PATH");
     char dirs[4096];
@@ -246,7 +246,7 @@ static void spawn(struct svc *s, double now)
     ssize_t n;
     pid_t pid;
 
-    if (resolve_binary(s->argv[0], binary, sizeof(binary)) < 0) {
+    if (supervisor_resolve_binary(s->argv[0], binary, sizeof(binary)) < 0) {
         snprintf(s->last_error, sizeof(s->last_error), "cannot run %s: %s",
                  s->argv[0],
                  errno == ENOENT ? "binary not found (looked in PATH, "

@@ -43,6 +43,11 @@ struct svc_spec {
     bool disabled;        /* added STOPPED: supervisor_enable() starts it */
 };
 
+/* Find a binary: a path is taken as it is; a bare name is looked up in
+ * PATH, then /usr/sbin and /usr/bin.  0 with out filled, or -1 (errno).
+ */
+int supervisor_resolve_binary(const char *name, char *out, size_t outlen);
+
 supervisor_t *supervisor_new(void);
 void supervisor_destroy(supervisor_t **svp);
 
