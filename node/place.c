@@ -187,7 +187,7 @@ static void handover_tick(struct peerd *p, double now)
 
 void place_tick(struct peerd *p, double now)
 {
-    bool leader, want, on;
+    bool leader, may, want, on;
     uint64_t term;
     pid_t pid;
 
@@ -199,9 +199,12 @@ void place_tick(struct peerd *p, double now)
         (p->controller_id != p->cluster.node_id || p->ctl_term != term))
         propose_placement(p, now);
 
-    want = leader && p->controller_id == p->cluster.node_id &&
-           p->ctl_term == term && !p->handover.active &&
-           agree_lease_held(p->agree, now);
+    /* may: the lease allows a slurmctld here; want: and none is being
+     * handed over (a handover stops it gracefully, under the lease)
+     */
+    may = leader && p->controller_id == p->cluster.node_id &&
+          p->ctl_term == term && agree_lease_held(p->agree, now);
+    want = may && !p->handover.active;
     on = supervisor_enabled(p->sv, p->svc_slurmctld);
     p->controller = want;
     if (want && !on) {
@@ -221,7 +224,7 @@ void place_tick(struct peerd *p, double now)
     pid = supervisor_pid(p->sv, p->svc_slurmctld);
     if (pid <= 0)
         p->fence_until = 0;
-    else if (want)
+    else if (may)
         p->fence_until = agree_lease_until(p->agree, now);
     if (fence_set(p->fence, pid > 0 ? pid : 0, p->fence_until) < 0) {
         log_warnx("the lease fence is gone; starting a new one");
