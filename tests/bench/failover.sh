@@ -29,18 +29,11 @@ stats() { # "median X max Y (n=N)" of the numbers on stdin
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "median %.2f max %.2f min %.2f (n=%d)\n", m, v[NR], v[1], NR }'
 }
-controller() { it_json "$1" '.placement.host // "-"'; }
-in_sync() {
-    [ "$(it_json "$1" '[.placement.state.standbys[] | select(.lag_generations == 0)] | length')" = 2 ]
-}
+controller() { it_controller "$1"; }
+in_sync() { it_standbys_in_sync "$1"; }
 all_idle() { it_nodes_are "$1" "h1 idle h2 idle h3 idle "; }
 
-th_peerd_start 1 --bootstrap --cluster-name fobench >/dev/null
-it_wait_healthy 1 60 || { echo "h1 not healthy" >&2; exit 1; }
-token=$(th_peerctl 1 token create --uses 2)
-it_join 2 "$token"
-it_join 3 "$token"
-th_wait_for 60 all_idle 1 || { echo "nodes not idle" >&2; exit 1; }
+it_three_hosts fobench || exit 1
 
 sinfo_t=()
 srun_t=()

@@ -86,3 +86,34 @@ it_members() {
 it_join() {
     th_peerd_start "$1" --join "$(th_addr 1)" --token "$2" >/dev/null
 }
+
+# it_three_hosts NAME: bootstrap cluster NAME on h1, join h2 and h3, wait
+# until the three nodes are idle and the three hosts vote.  Returns 1 with
+# the step that failed on stderr.
+it_three_hosts() {
+    local token
+    th_peerd_start 1 --bootstrap --cluster-name "$1" >/dev/null
+    it_wait_healthy 1 60 || { echo "h1 did not become healthy" >&2; return 1; }
+    token=$(th_peerctl 1 token create --uses 2) || { echo "no token" >&2; return 1; }
+    it_join 2 "$token"
+    it_join 3 "$token"
+    th_wait_for 60 it_nodes_are 1 "h1 idle h2 idle h3 idle " ||
+        { echo "the three nodes did not become idle" >&2; return 1; }
+    th_wait_for 30 it_voters_are 1 3 || { echo "no three voters" >&2; return 1; }
+}
+
+# it_voters_are K N: hK's Raft configuration has N voters.
+it_voters_are() {
+    [ "$(it_json "$1" '.raft.voters | length')" = "$2" ]
+}
+
+# it_controller K: the placed controller as hK's peer sees it ("-" if none).
+it_controller() {
+    it_json "$1" '.placement.host // "-"'
+}
+
+# it_standbys_in_sync K: both standbys of a 3-voter cluster hold the newest
+# state generation of the controller hK.
+it_standbys_in_sync() {
+    [ "$(it_json "$1" '[.placement.state.standbys[] | select(.lag_generations == 0)] | length')" = 2 ]
+}

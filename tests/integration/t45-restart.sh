@@ -6,15 +6,7 @@
 th_trap
 th_setup 3 || t_bail "cannot set up the test hosts"
 
-th_peerd_start 1 --bootstrap --cluster-name again >/dev/null
-it_wait_healthy 1 60 || t_bail "h1 did not become healthy"
-token=$(th_peerctl 1 token create --uses 2)
-it_join 2 "$token"
-it_join 3 "$token"
-th_wait_for 60 it_nodes_are 1 "h1 idle h2 idle h3 idle " ||
-    t_bail "the three nodes did not become idle"
-voters3() { [ "$(it_json "$1" '.raft.voters | length')" = 3 ]; }
-th_wait_for 30 voters3 1 || t_bail "no three voters"
+it_three_hosts again || t_bail "cannot form the three-host cluster (see above)"
 members=$(it_members 1)
 
 # a joined host crashes and comes back

@@ -25,8 +25,7 @@ ctl_hosts() {
         [ -n "$(ctl_procs "$k")" ] && printf 'h%s ' "$k"
     done
 }
-# controller K: the placed controller as hK's peer sees it
-controller() { it_json "$1" '.placement.host // "-"'; }
+controller() { it_controller "$1"; }
 # answers K: sinfo on hK gets an answer
 answers() { th_run "$1" sinfo -h >/dev/null 2>&1; }
 # moved K OLD: hK sees a controller other than OLD, and sinfo answers there
@@ -46,10 +45,7 @@ watch_ctl() {
 }
 # at_most_one FILE: no sample shows two hosts
 at_most_one() { ! grep -q 'h[0-9] h[0-9]' "$1"; }
-# in_sync K: every standby holds the controller's newest state
-in_sync() {
-    [ "$(it_json "$1" '[.placement.state.standbys[] | select(.lag_generations == 0)] | length')" = 2 ]
-}
+in_sync() { it_standbys_in_sync "$1"; }
 job_state() {
     th_run "$1" scontrol show job "$2" 2>/dev/null |
         sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'
@@ -57,15 +53,7 @@ job_state() {
 job_is() { [ "$(job_state "$1" "$2")" = "$3" ]; }
 host_of() { printf '%s\n' "${1#h}"; }
 
-th_peerd_start 1 --bootstrap --cluster-name fo >/dev/null
-it_wait_healthy 1 60 || t_bail "h1 did not become healthy"
-token=$(th_peerctl 1 token create --uses 2)
-it_join 2 "$token"
-it_join 3 "$token"
-th_wait_for 60 it_nodes_are 1 "h1 idle h2 idle h3 idle " ||
-    t_bail "the three nodes did not become idle"
-voters3() { [ "$(it_json "$1" '.raft.voters | length')" = 3 ]; }
-th_wait_for 30 voters3 1 || t_bail "no three voters"
+it_three_hosts fo || t_bail "cannot form the three-host cluster (see above)"
 t_is "h1 is the controller" "$(controller 1)" h1
 t_is "status says the cluster can fail over" \
     "$(it_json 1 .placement.can_fail_over)" true
