@@ -47,6 +47,7 @@
 #define INSTALL_TIMEOUT 120.0 /* mariadb-install-db: 1 s here */
 #define CAPTURE 8192          /* bytes of each output stream kept */
 #define BOOTSTRAP_OK "peerd-bootstrap-ok"
+#define ACCT_SQL_OK "peerd-sql-ok"
 
 static double mono_now(void)
 {
@@ -749,7 +750,7 @@ static int check_binds(const char *s, err_t *err)
 
 int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
                       const char *bin, const char *bind_addrs, int port,
-                      err_t *err)
+                      unsigned server_id, err_t *err)
 {
     int bad = 0;
 
@@ -771,6 +772,18 @@ int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
         "--innodb-buffer-pool-size=" ACCT_INNODB_BUFFER_POOL,
         "--innodb-log-file-size=" ACCT_INNODB_LOG_FILE,
         "--innodb-lock-wait-timeout=" ACCT_INNODB_LOCK_WAIT,
+        /* replication (multi): a binary log kept in the datadir, with
+         * GTIDs; what a replica applies is logged too, so a promoted
+         * replica can serve the next one.  peerd starts replication
+         * itself (never a stale primary from a previous life).
+         */
+        arg(a, &bad, "--server-id=%u", server_id ? server_id : 1u),
+        "--log-bin=binlog",
+        "--log-slave-updates",
+        "--binlog-format=ROW",
+        "--binlog-expire-logs-seconds=" ACCT_BINLOG_EXPIRE,
+        "--relay-log=relay",
+        "--skip-slave-start",
         NULL,
     };
     return set_argv(a, v, bad, err);
@@ -802,7 +815,7 @@ int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
 
 int acct_add_services(supervisor_t *sv, const struct acct_layout *l,
                       const struct acct_binaries *bin, const char *bind_addrs,
-                      int depends_on, err_t *err)
+                      unsigned server_id, int depends_on, err_t *err)
 {
     struct acct_argv *db = malloc(sizeof(*db)), *dbd = malloc(sizeof(*dbd));
     int rc = -1, m;
@@ -816,7 +829,7 @@ int acct_add_services(supervisor_t *sv, const struct acct_layout *l,
         goto out;
     }
     if (acct_mariadb_argv(db, l, bin ? bin->mariadbd : NULL, bind_addrs,
-                          ACCT_DB_PORT, err) < 0 ||
+                          ACCT_DB_PORT, server_id, err) < 0 ||
         acct_slurmdbd_argv(dbd, l, bin ? bin->slurmdbd : NULL, err) < 0)
         goto out;
     /* Start-up may replay InnoDB's redo log (mariadbd) or create or
@@ -903,6 +916,46 @@ int acct_bootstrap_db(const struct acct_layout *l, const char *password,
     rc = 0;
 out:
     sodium_memzero(sql, sizeof(sql));
+    return rc;
+}
+
+int acct_sql(const struct acct_layout *l, const char *sql, double timeout,
+             char *out, size_t outcap, err_t *err)
+{
+    char sock[PATH_MAX + 16], text[8192];
+    struct run r = {0};
+    int rc = -1;
+
+    if (snprintf(text, sizeof(text), "%s\nSELECT '" ACCT_SQL_OK "';\n", sql) >=
+        (int)sizeof(text))
+        return errprintf(err, "SQL too long");
+    snprintf(sock, sizeof(sock), "--socket=%s", l->db_socket);
+    const char *argv[] = {
+        "mariadb",     "--no-defaults", "--protocol=socket",   sock,
+        "--user=root", "--batch",       "--skip-column-names", NULL};
+    const char *envp[] = {CHILD_PATH, "LC_ALL=C", NULL};
+    r.argv = argv;
+    r.envp = envp;
+    r.input = text;
+    r.log_path = NULL; /* the SQL may hold a password */
+    r.timeout = timeout;
+    if (run(&r, err) < 0)
+        goto out;
+    char *ok = strstr(r.out, ACCT_SQL_OK);
+    if (!run_ok(&r) || !ok) {
+        run_failed(&r, "MariaDB", err);
+        goto out;
+    }
+    if (out && outcap) {
+        size_t n = (size_t)(ok - r.out);
+        if (n >= outcap)
+            n = outcap - 1;
+        memcpy(out, r.out, n);
+        out[n] = '\0';
+    }
+    rc = 0;
+out:
+    sodium_memzero(text, sizeof(text));
     return rc;
 }
 

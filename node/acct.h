@@ -52,6 +52,8 @@
 #define ACCT_INNODB_BUFFER_POOL "1G"
 #define ACCT_INNODB_LOG_FILE "64M"
 #define ACCT_INNODB_LOCK_WAIT "900"
+/* Binary log kept a week (a replica further behind is rebuilt). */
+#define ACCT_BINLOG_EXPIRE "604800"
 /* A generated database password: lowercase hex, 32 characters. */
 #define ACCT_PASSWORD_LEN 32
 
@@ -154,7 +156,7 @@ void acct_password_generate(char out[ACCT_PASSWORD_LEN + 1]);
  */
 int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
                       const char *bin, const char *bind_addrs, int port,
-                      err_t *err);
+                      unsigned server_id, err_t *err);
 
 /* The slurmdbd command line (see above: through env).  bin NULL:
  * "slurmdbd", looked up in PATH, /usr/sbin and /usr/bin now, because env
@@ -170,7 +172,18 @@ int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
  */
 int acct_add_services(supervisor_t *sv, const struct acct_layout *l,
                       const struct acct_binaries *bin, const char *bind_addrs,
-                      int depends_on, err_t *err);
+                      unsigned server_id, int depends_on, err_t *err);
+
+/* Run sql (statements, ';'-terminated) with the mariadb client as
+ * MariaDB's root over l->db_socket, within timeout seconds.  The output
+ * (tab-separated, no column names) is copied to out (may be NULL).
+ * Success is decided by a marker selected after the statements (the
+ * client stops at the first error), so it also works from a thread that
+ * does not reap its children.  Nothing is logged (the SQL may hold a
+ * password).  Returns 0 or -1 with err (the server's error line).
+ */
+int acct_sql(const struct acct_layout *l, const char *sql, double timeout,
+             char *out, size_t outcap, err_t *err);
 
 /* Create the database and its user ('slurm'@'localhost' and
  * 'slurm'@'127.0.0.1', password set again if it changed, ALL on

@@ -164,7 +164,7 @@ int main(int argc, char **argv)
     event("conf-written", changed ? "changed" : "same");
 
     supervisor_t *sv = supervisor_new();
-    if (!sv || acct_add_services(sv, &l, NULL, "127.0.0.1", -1, &err) < 0) {
+    if (!sv || acct_add_services(sv, &l, NULL, "127.0.0.1", 1, -1, &err) < 0) {
         fprintf(stderr, "acct_add_services: %s\n", err.text);
         return 1;
     }

@@ -280,7 +280,8 @@ static void test_mariadb_argv(void **state)
     err_t err = {{0}};
 
     assert_int_equal(
-        acct_mariadb_argv(&a, &l, NULL, "127.0.0.1,10.0.0.5", 3306, &err), 0);
+        acct_mariadb_argv(&a, &l, NULL, "127.0.0.1,10.0.0.5", 3306, 7, &err),
+        0);
     assert_string_equal(a.argv[0], "mariadbd");
     /* MariaDB takes --no-defaults only as the first option */
     assert_string_equal(a.argv[1], "--no-defaults");
@@ -292,16 +293,21 @@ static void test_mariadb_argv(void **state)
     assert_true(has_arg(a.argv, "--port=3306"));
     assert_true(has_arg(a.argv, "--skip-name-resolve"));
     assert_true(has_arg(a.argv, "--innodb-lock-wait-timeout=900"));
+    /* a binary log with this server's id, replication started by peerd */
+    assert_true(has_arg(a.argv, "--server-id=7"));
+    assert_true(has_arg(a.argv, "--log-bin=binlog"));
+    assert_true(has_arg(a.argv, "--skip-slave-start"));
     /* the supervisor drops to the mysql user; no --user=root */
     for (int i = 0; a.argv[i]; i++)
         assert_int_not_equal(strncmp(a.argv[i], "--user", 6), 0);
 
     assert_int_equal(acct_mariadb_argv(&a, &l, "/opt/mariadb/bin/mariadbd",
-                                       "::1", 3307, &err),
+                                       "::1", 3307, 0, &err),
                      0);
     assert_string_equal(a.argv[0], "/opt/mariadb/bin/mariadbd");
     assert_true(has_arg(a.argv, "--bind-address=::1"));
     assert_true(has_arg(a.argv, "--port=3307"));
+    assert_true(has_arg(a.argv, "--server-id=1")); /* 0 is not an id */
 }
 
 static void test_mariadb_argv_refuses(void **state)
@@ -317,12 +323,13 @@ static void test_mariadb_argv_refuses(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err.text[0] = '\0';
-        if (acct_mariadb_argv(&a, &l, NULL, bad[i], 3306, &err) == 0)
+        if (acct_mariadb_argv(&a, &l, NULL, bad[i], 3306, 1, &err) == 0)
             fail_msg("bind list '%s' accepted", bad[i]);
         assert_true(strlen(err.text) > 0);
     }
-    assert_int_equal(acct_mariadb_argv(&a, &l, NULL, NULL, 3306, &err), -1);
-    assert_int_equal(acct_mariadb_argv(&a, &l, NULL, "127.0.0.1", 0, &err), -1);
+    assert_int_equal(acct_mariadb_argv(&a, &l, NULL, NULL, 3306, 1, &err), -1);
+    assert_int_equal(acct_mariadb_argv(&a, &l, NULL, "127.0.0.1", 0, 1, &err),
+                     -1);
 }
 
 static void test_slurmdbd_argv(void **state)
@@ -375,7 +382,7 @@ static void test_add_services(void **state)
     assert_non_null(sv);
     l.db_uid = 65534;
     l.db_gid = 65534;
-    if (acct_add_services(sv, &l, &bin, "127.0.0.1", -1, &err) < 0)
+    if (acct_add_services(sv, &l, &bin, "127.0.0.1", 1, -1, &err) < 0)
         fail_msg("acct_add_services: %s", err.text);
     db = supervisor_find(sv, "mariadb");
     dbd = supervisor_find(sv, "slurmdbd");
@@ -400,7 +407,7 @@ static void test_add_services_needs_mysql_user(void **state)
     err_t err = {{0}};
 
     l.db_uid = 0; /* MariaDB would refuse to run as root */
-    assert_int_equal(acct_add_services(sv, &l, NULL, "127.0.0.1", -1, &err),
+    assert_int_equal(acct_add_services(sv, &l, NULL, "127.0.0.1", 1, -1, &err),
                      -1);
     assert_contains(err.text, "mysql");
     assert_int_equal(supervisor_find(sv, "mariadb"), -1);
