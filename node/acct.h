@@ -43,7 +43,10 @@
 
 #define ACCT_DB_NAME "slurm_acct_db" /* StorageLoc */
 #define ACCT_DB_USER "slurm"         /* StorageUser */
-#define ACCT_DB_PORT 3306
+/* MariaDB's own port plus one: Debian's mariadb-server package starts a
+ * MariaDB of the system on 3306 where systemd runs it.
+ */
+#define ACCT_DB_PORT 3307
 #define ACCT_DBD_PORT 6819
 /* What slurmdbd 22.05 checks at start ("Database settings not
  * recommended values"); the buffer pool is reserved, not touched, so a

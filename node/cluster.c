@@ -47,14 +47,8 @@ bool cluster_name_valid(const char *name)
 static int check_tier(const char *tier, err_t *err)
 {
     for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++) {
-        if (strcmp(tier, tiers[i]) == 0) {
-            if (i > 0)
-                return errprintf(err,
-                                 "tier '%s' is not supported by this "
-                                 "peerd yet (only micro)",
-                                 tier);
+        if (strcmp(tier, tiers[i]) == 0)
             return 0;
-        }
     }
     return errprintf(err, "unknown tier '%s' (micro, mini or multi)", tier);
 }
@@ -397,8 +391,8 @@ static int resume(struct cluster *c, const struct cluster_opts *o, err_t *err)
     if (o->tier && strcmp(o->tier, c->tier) != 0)
         return errprintf(err,
                          "%s holds a %s cluster; --tier %s does not "
-                         "change it",
-                         o->data_dir, c->tier, o->tier),
+                         "change it (peerctl config set tier %s does)",
+                         o->data_dir, c->tier, o->tier, o->tier),
                EX_DATAERR;
     if (o->munge_key_file) {
         rc = EX_DATAERR;
@@ -416,6 +410,39 @@ static int resume(struct cluster *c, const struct cluster_opts *o, err_t *err)
         return rc;
     }
     return 0;
+}
+
+int cluster_get_secret(struct cluster *c, const char *name, secret_t **out,
+                       err_t *err)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = store_get_blob(c->store, name, &blob, &len, err);
+
+    *out = NULL;
+    if (rc <= 0)
+        return rc;
+    *out = secret_decrypt(c->data_key, name, blob, len, err);
+    free(blob);
+    return *out ? 1 : -1;
+}
+
+char *cluster_encrypt_hex(struct cluster *c, const char *name,
+                          const secret_t *plain, err_t *err)
+{
+    return sealed_hex(c, name, plain, err);
+}
+
+void cluster_reload_tier(struct cluster *c)
+{
+    char *tier = NULL;
+
+    if (store_get(c->store, STORE_CONFIG, "tier", &tier, NULL) == 1 && tier) {
+        free(c->tier);
+        c->tier = tier;
+    } else {
+        free(tier);
+    }
 }
 
 /* Join mode: the cluster admitted our key; keep what it sent. */

@@ -79,4 +79,20 @@ int cluster_check_fresh(const char *data_dir, err_t *err);
  */
 bool cluster_name_valid(const char *name);
 
+/* A secret set after the bootstrap (fsm secret_set), decrypted with the
+ * data key.  Returns 1 with *out, 0 when there is none, -1 with err
+ * (unreadable, or does not decrypt: a damaged or foreign value).
+ */
+int cluster_get_secret(struct cluster *c, const char *name, secret_t **out,
+                       err_t *err);
+
+/* plain encrypted with the data key for a secret_set entry: malloc'd
+ * hex, or NULL with err.
+ */
+char *cluster_encrypt_hex(struct cluster *c, const char *name,
+                          const secret_t *plain, err_t *err);
+
+/* Read the tier again (it can be changed with config set tier). */
+void cluster_reload_tier(struct cluster *c);
+
 #endif

@@ -28,6 +28,7 @@
 #include "node/alive.h"
 #include "node/peerd.h"
 #include "node/place.h"
+#include "node/storage.h"
 #include "proto/ctl.h"
 #include "store/members.h"
 
@@ -128,6 +129,7 @@ json_t *control_status(struct peerd *p)
     json_object_set_new(o, "slurm", slurm);
     json_object_set_new(o, "raft", agree_status_json(p->agree));
     json_object_set_new(o, "placement", place_status_json(p, now));
+    json_object_set_new(o, "accounting", storage_status_json(p, now));
     json_object_set_new(o, "membership", alive_status_json(p));
     json_object_set_new(
         o, "peer",

@@ -8,6 +8,10 @@
  *   member_add   name pubkey address cpus memory_mb token time
  *   member_report id config_hash munge_key_hash
  *   member_leave id
+ *   placement    controller term first_job_id
+ *   transfer     to
+ *   secret_set   name value      (value: encrypted with the data key)
+ *   storage      storage replica term   (where accounting runs)
  * Binary values are lowercase hex.  RAFT_ENTRY_CONF entries set the voter
  * flag of the members they list.
  */
@@ -174,7 +178,7 @@ static int op_bootstrap(store_t *s, json_t *o, uint64_t index,
 /* Keys an administrator may set; "slurm.<Param>" adds a slurm.conf line. */
 static bool config_key_ok(const char *key)
 {
-    static const char *const plain[] = {"voters", "description", NULL};
+    static const char *const plain[] = {"voters", "description", "tier", NULL};
 
     for (int i = 0; plain[i]; i++)
         if (strcmp(key, plain[i]) == 0)
@@ -199,6 +203,11 @@ bool fsm_config_value_ok(const char *key, const char *value, char *why,
 {
     if (strlen(value) > 1024 || strchr(value, '\n')) {
         snprintf(why, cap, "a value is one line of at most 1024 bytes");
+        return false;
+    }
+    if (strcmp(key, "tier") == 0 && strcmp(value, "micro") &&
+        strcmp(value, "mini") && strcmp(value, "multi")) {
+        snprintf(why, cap, "tier is micro, mini or multi");
         return false;
     }
     if (strcmp(key, "voters") == 0 && strcmp(value, "1") &&
@@ -493,6 +502,72 @@ static int op_transfer(store_t *s, json_t *o, struct fsm_effects *fx,
     return 0;
 }
 
+/* A secret made after the bootstrap (the accounting database password),
+ * encrypted with the cluster's data key.  Only known names; set once:
+ * a second value for the same name is ignored, so that a late proposal
+ * from an old leader cannot replace the password MariaDB already has.
+ */
+static int op_secret_set(store_t *s, json_t *o, struct fsm_effects *fx,
+                         err_t *err)
+{
+    const char *name, *value;
+    void *old = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (json_unpack(o, "{s:s,s:s}", "name", &name, "value", &value) < 0 ||
+        strcmp(name, FSM_SECRET_DB_PASSWORD) != 0)
+        return ignore(fx, "malformed secret_set entry");
+    if ((rc = store_get_blob(s, name, &old, &len, err)) < 0)
+        return -1;
+    free(old);
+    if (rc == 1)
+        return ignore(fx, "secret %s is already set", name);
+    if ((rc = put_blob_hex(s, name, value, err)) != 0)
+        return rc == -1 ? -1 : ignore(fx, "secret_set: value is not hex");
+    fx->secret_changed = true;
+    return 0;
+}
+
+/* Where accounting runs: the storage host (MariaDB primary + slurmdbd)
+ * and, in the multi tier, the host keeping a replica (0: none).  The
+ * term only grows, like the controller's.
+ */
+static int op_storage(store_t *s, json_t *o, struct fsm_effects *fx, err_t *err)
+{
+    json_int_t id, replica, term;
+    uint64_t old_term;
+    struct member m;
+    int rc;
+
+    if (json_unpack(o, "{s:I,s:I,s:I}", "storage", &id, "replica", &replica,
+                    "term", &term) < 0 ||
+        id <= 0 || replica < 0 || replica == id || term <= 0)
+        return ignore(fx, "malformed storage entry");
+    if (config_u64(s, "storage_term", &old_term, err) < 0)
+        return -1;
+    if ((uint64_t)term <= old_term)
+        return ignore(fx, "storage of term %lld after term %llu",
+                      (long long)term, (unsigned long long)old_term);
+    for (int k = 0; k < 2; k++) {
+        json_int_t who = k ? replica : id;
+        if (who == 0)
+            continue;
+        if ((rc = members_get(s, (uint64_t)who, &m, err)) <= 0)
+            return rc < 0 ? -1 : ignore(fx, "storage on an unknown member");
+        if (strcmp(m.state, "active") != 0)
+            return ignore(fx, "storage on member %lld, which is %s",
+                          (long long)who, m.state);
+    }
+    if (config_put_u64(s, "storage", (uint64_t)id, err) < 0 ||
+        config_put_u64(s, "storage_replica", (uint64_t)replica, err) < 0 ||
+        config_put_u64(s, "storage_term", (uint64_t)term, err) < 0)
+        return -1;
+    fx->storage_changed = true;
+    fx->config_changed = true;
+    return 0;
+}
+
 static int apply_user(store_t *s, const struct wire_entry *e,
                       struct fsm_effects *fx, err_t *err)
 {
@@ -520,6 +595,10 @@ static int apply_user(store_t *s, const struct wire_entry *e,
         rc = op_placement(s, o, fx, err);
     else if (strcmp(op, "transfer") == 0)
         rc = op_transfer(s, o, fx, err);
+    else if (strcmp(op, "secret_set") == 0)
+        rc = op_secret_set(s, o, fx, err);
+    else if (strcmp(op, "storage") == 0)
+        rc = op_storage(s, o, fx, err);
     else
         rc = ignore(fx, "unknown operation '%s'", op);
     json_decref(o);

@@ -35,8 +35,13 @@ struct fsm_effects {
     bool placement_changed; /* controller / term / first job id */
     bool transfer;          /* peerctl transfer: the leader hands over */
     uint64_t transfer_to;   /* to this voter, 0 = any */
+    bool secret_changed;    /* a secret_set was applied */
+    bool storage_changed;   /* storage host / replica / term */
     char why[160];          /* why it was refused / ignored */
 };
+
+/* The accounting database password's name in the secret table. */
+#define FSM_SECRET_DB_PASSWORD "db_password"
 
 /* Apply one committed entry.  Returns 0, or -1 with err if the store
  * failed (the entry is then not applied and must be retried).

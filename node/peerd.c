@@ -45,6 +45,7 @@
 #include "node/hostsfile.h"
 #include "node/peerd.h"
 #include "node/place.h"
+#include "node/storage.h"
 #include "store/file.h"
 #include "store/members.h"
 
@@ -397,6 +398,7 @@ static int render_site(struct peerd *p, bool prepare, err_t *err)
         .static_cpus = first.cpus,
         .static_memory_mb = first.memory_mb,
         .first_job_id = (unsigned long)p->first_job_id,
+        .accounting = storage_accounting(p),
         .extra = (const char *const *)extra,
         .n_extra = n,
     };
@@ -445,6 +447,7 @@ static int start_slurm(struct peerd *p)
     p->svc_munged = supervisor_find(p->sv, "munged");
     p->svc_slurmctld = supervisor_find(p->sv, "slurmctld");
     p->svc_slurmd = supervisor_find(p->sv, "slurmd");
+    storage_start(p);
     p->health = health_start(p->layout.munge_socket, p->layout.slurm_conf, 2.0);
     if (!p->health) {
         log_warn("cannot start the health checks");
@@ -528,6 +531,8 @@ static void on_applied(void *arg, const struct wire_entry *e,
             start_slurm(p);
     }
     place_applied(p, fx->placement_changed, fx->transfer, fx->transfer_to);
+    if (fx->config_changed)
+        cluster_reload_tier(&p->cluster);
     if ((fx->config_changed || fx->members_changed || fx->placement_changed) &&
         p->slurm_started) {
         rc = render_site(p, false, &err);
@@ -541,6 +546,8 @@ static void on_applied(void *arg, const struct wire_entry *e,
                 health_reconfigure(p->health);
         }
     }
+    if (p->slurm_started)
+        storage_applied(p, fx);
     (void)e;
 }
 
@@ -689,6 +696,7 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
         if (w < wait)
             wait = w;
         place_tick(p, now);
+        storage_tick(p, now);
         ship_tick(p, now);
         alive_tick(p, now);
     }
@@ -1119,6 +1127,7 @@ int main(int argc, char **argv)
         leave(&p, sfd);
     /* no more RPCs to daemons that are going away */
     health_stop(&p.health);
+    storage_stop(&p);
     if (p.sv)
         supervisor_stop_all(p.sv, 10.0);
     fence_stop(&p.fence);
@@ -1126,6 +1135,7 @@ int main(int argc, char **argv)
 out:
     fence_stop(&p.fence);
     ship_fini(&p);
+    storage_stop(&p);
     alive_stop(&p);
     health_stop(&p.health);
     control_close(&p);

@@ -61,6 +61,7 @@ struct peerd {
         double retry_at; /* a failing slurmctld: next handover attempt */
     } handover;
     struct ship ship;
+    struct storage *storage; /* accounting (node/storage.h) */
     gossip_t *gossip; /* SWIM (node/alive.h) */
     double alive_next;
     bool slurmd_enabled;    /* a controller answered once: slurmd runs */

@@ -11,6 +11,7 @@
 #include "node/log.h"
 #include "node/peerd.h"
 #include "node/place.h"
+#include "node/storage.h"
 #include "store/members.h"
 
 #define HANDOVER_STOP_GRACE 10.0 /* slurmctld saving its state */
@@ -148,6 +149,8 @@ static void take_over(struct peerd *p, double now)
         ship_install(p);
         p->ctl_started_term = term;
     }
+    if (!storage_ctl_may_start(p, now))
+        return; /* slurmctld would exit: no TRES without slurmdbd */
     point_alias(p, p->host.address);
     supervisor_enable(p->sv, p->svc_slurmctld, now);
     log_info("this host is the controller (term %llu)",

@@ -88,11 +88,17 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
         {"run dir", p->run_dir},
         {"NodeName", p->node_name},
         {"NodeAddr", p->node_addr},
+        {"AccountingStorageHost", p->acct_host ? p->acct_host : "none"},
     };
 
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
         if (check_value(checks[i].name, checks[i].value, err) < 0)
             return NULL;
+    if (p->acct_host && (p->acct_port < 1 || p->acct_port > 65535)) {
+        errprintf(err, "slurm.conf: AccountingStoragePort %d out of range",
+                  p->acct_port);
+        return NULL;
+    }
     if (p->node_cpus < 1 || p->node_memory_mb < 1 || p->max_nodes < 1) {
         errprintf(err, "slurm.conf: CPUs, memory and MaxNodeCount must be "
                        "positive");
@@ -126,7 +132,14 @@ char *render_slurm_conf(const struct slurm_params *p, err_t *err)
     textbuf_put(&b,
                 "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n");
     textbuf_put(&b, "JobAcctGatherType=jobacct_gather/none\n");
-    textbuf_put(&b, "AccountingStorageType=accounting_storage/none\n");
+    if (p->acct_host) {
+        /* slurmctld queues its records while slurmdbd is away */
+        textbuf_put(&b, "AccountingStorageType=accounting_storage/slurmdbd\n");
+        textbuf_put(&b, "AccountingStorageHost=%s\n", p->acct_host);
+        textbuf_put(&b, "AccountingStoragePort=%d\n", p->acct_port);
+    } else {
+        textbuf_put(&b, "AccountingStorageType=accounting_storage/none\n");
+    }
     textbuf_put(&b, "JobCompType=jobcomp/none\n");
     textbuf_put(&b, "MpiDefault=none\nSwitchType=switch/none\n");
     textbuf_put(&b, "ReturnToService=2\n");

@@ -23,6 +23,9 @@ struct slurm_params {
     long node_memory_mb;
     int max_nodes;              /* MaxNodeCount, room for dynamic nodes */
     unsigned long first_job_id; /* FirstJobId; 0 or 1: Slurm's default */
+    /* slurmdbd's host (mini and multi tiers), or NULL: no accounting */
+    const char *acct_host;
+    int acct_port;
     /* extra "Key=Value" lines (config slurm.<Key>), in a fixed order */
     const char *const *extra;
     size_t n_extra;

@@ -69,6 +69,8 @@ int slurm_render(const struct slurm_site *site, struct slurm_layout *l,
         .node_memory_mb = site->static_memory_mb,
         .max_nodes = 1024,
         .first_job_id = site->first_job_id,
+        .acct_host = site->accounting ? SLURM_DBD_ALIAS : NULL,
+        .acct_port = SLURM_DBD_PORT,
         .extra = site->extra,
         .n_extra = site->n_extra,
     };

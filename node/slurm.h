@@ -32,6 +32,9 @@
  * hosts file (node/hostsfile.h).
  */
 #define SLURM_CTL_ALIAS "peerd-ctl"
+/* The name of the storage host (slurmdbd), kept like SLURM_CTL_ALIAS. */
+#define SLURM_DBD_ALIAS "peerd-dbd"
+#define SLURM_DBD_PORT 6819
 
 struct slurm_layout {
     char munge_dir[PATH_MAX];
@@ -54,6 +57,7 @@ struct slurm_site {
     int static_cpus;
     long static_memory_mb;
     unsigned long first_job_id;
+    bool accounting;          /* mini, multi: slurmdbd at SLURM_DBD_ALIAS */
     const char *const *extra; /* "Key=Value" from config slurm.<Key> */
     size_t n_extra;
 };

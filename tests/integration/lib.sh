@@ -24,6 +24,11 @@ it_json() {
     it_status "$1" | jq -r "$2"
 }
 
+# it_json_is K FILTER VALUE: hK's status says so (for th_wait_for).
+it_json_is() {
+    [ "$(it_json "$1" "$2")" = "$3" ]
+}
+
 # it_healthy K: peerctl status exits 0 on hK.
 it_healthy() {
     th_peerctl "$1" status >/dev/null 2>&1

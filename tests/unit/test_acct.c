@@ -156,7 +156,7 @@ static void test_conf_settings(void **state)
         "\nPidFile=/var/lib/peerd/slurmdbd/slurmdbd.pid\n",
         "\nStorageType=accounting_storage/mysql\n",
         "\nStorageHost=127.0.0.1\n",
-        "\nStoragePort=3306\n",
+        "\nStoragePort=3307\n",
         "\nStorageUser=slurm\n",
         "\nStoragePass=" PW "\n",
         "\nStorageLoc=slurm_acct_db\n",

@@ -1,0 +1,866 @@
+/* storage.c - where accounting runs (see storage.h) */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "node/acct.h"
+#include "node/alive.h"
+#include "node/hostsfile.h"
+#include "node/log.h"
+#include "node/peerd.h"
+#include "node/storage.h"
+#include "store/members.h"
+
+enum role { ROLE_NONE, ROLE_PRIMARY, ROLE_REPLICA };
+
+static const char *const role_names[] = {"none", "primary", "replica"};
+
+#define WORKER_PERIOD 1.0   /* seconds between rounds */
+#define DBD_CHECK_EVERY 5.0 /* sacctmgr is a process: not every round */
+#define PREPARE_RETRY 10.0
+#define REBOOTSTRAP_EVERY                                                      \
+    30.0                 /* slurmdbd unhealthy: set the password again         \
+                          */
+#define DISK_LOW_MB 64.0 /* less free under the datadir: say so */
+
+/* What the main loop wants of the worker. */
+struct want {
+    enum role role;
+    bool accounting; /* tier mini/multi: check slurmdbd from here */
+    bool have_password;
+    char password[129];
+    pid_t db_pid, dbd_pid; /* the services' processes, 0: none */
+};
+
+/* What the worker found. */
+struct seen {
+    bool prepared;
+    bool conf_written;
+    char error[256]; /* the last step that failed, for status */
+    /* MariaDB here */
+    double db_at; /* monotonic start of the check; 0: never */
+    pid_t db_checked_pid;
+    bool db_ok;
+    char db_detail[200];
+    pid_t bootstrapped_pid; /* MariaDB process the database was made in */
+    /* slurmdbd, from this host through SLURM_DBD_ALIAS */
+    double dbd_at;
+    pid_t dbd_checked_pid;
+    bool dbd_ok;
+    char dbd_detail[200];
+    struct acct_cluster cluster;
+    bool registered;
+    /* the disk under the datadir */
+    double disk_free_mb, disk_total_mb;
+};
+
+struct storage {
+    struct acct_layout layout;
+    bool services; /* mariadb and slurmdbd added to the supervisor */
+    char no_services[200];
+    int svc_db, svc_dbd;
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool quit;
+    struct want want; /* under mu */
+    struct seen seen; /* under mu */
+    double fed_db_at, fed_dbd_at;
+    /* copies for the worker (read-only after start) */
+    char cluster_name[64];
+    char slurm_conf[PATH_MAX];
+    char data_dir[PATH_MAX];
+    /* committed placement */
+    uint64_t storage_id, replica_id, term;
+    char storage_name[64], storage_addr[64];
+    bool accounting; /* tier mini/multi */
+    bool multi;
+    bool was_accounting;
+    /* the password, once committed and readable */
+    bool have_password;
+    char password[129];
+    char password_error[200];
+    bool restart_ctl;   /* restart slurmctld once it may start */
+    double ctl_waiting; /* slurmctld waits for slurmdbd since */
+    bool proposing;     /* a storage entry in flight */
+    bool proposing_secret;
+    double dead_since; /* storage host DEAD to SWIM since (leader) */
+};
+
+static double mono(void)
+{
+    return peerd_now();
+}
+
+/* ---- worker ------------------------------------------------------------ */
+
+static void set_error(struct storage *s, const char *text)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->seen.error, sizeof(s->seen.error), "%s", text);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void disk_space(struct storage *s)
+{
+    struct statvfs v;
+    double free_mb = -1, total_mb = -1;
+
+    if (statvfs(s->layout.db_dir, &v) == 0) {
+        free_mb = (double)v.f_bavail * v.f_frsize / (1024.0 * 1024.0);
+        total_mb = (double)v.f_blocks * v.f_frsize / (1024.0 * 1024.0);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->seen.disk_free_mb = free_mb;
+    s->seen.disk_total_mb = total_mb;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void check_mariadb(struct storage *s, const struct want *w)
+{
+    double at = mono();
+    err_t err = {{0}};
+    bool ok = acct_ping_mariadb(s->layout.db_socket, 2.0, &err) == 0;
+
+    pthread_mutex_lock(&s->mu);
+    s->seen.db_at = at;
+    s->seen.db_checked_pid = w->db_pid;
+    s->seen.db_ok = ok;
+    snprintf(s->seen.db_detail, sizeof(s->seen.db_detail), "%s",
+             ok ? "" : err.text);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void check_slurmdbd(struct storage *s, const struct want *w)
+{
+    struct acct_cluster c = {0};
+    double at = mono();
+    err_t err = {{0}};
+    bool ok =
+        acct_ping_slurmdbd(s->slurm_conf, s->cluster_name, 8.0, &c, &err) == 0;
+
+    pthread_mutex_lock(&s->mu);
+    s->seen.dbd_at = at;
+    s->seen.dbd_checked_pid = w->dbd_pid;
+    s->seen.dbd_ok = ok;
+    snprintf(s->seen.dbd_detail, sizeof(s->seen.dbd_detail), "%s",
+             ok ? "" : err.text);
+    if (ok) {
+        s->seen.cluster = c;
+        s->seen.registered = c.registered;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The primary's steps, each once per MariaDB process (or when slurmdbd
+ * keeps failing: a password changed behind peerd's back is put back).
+ */
+static void primary_steps(struct storage *s, const struct want *w,
+                          double *rebootstrap_at)
+{
+    err_t err = {{0}};
+    bool db_ok, boot, dbd_ok, registered;
+
+    pthread_mutex_lock(&s->mu);
+    db_ok = s->seen.db_ok && s->seen.db_checked_pid == w->db_pid;
+    boot = s->seen.bootstrapped_pid == w->db_pid;
+    dbd_ok = s->seen.dbd_ok;
+    registered = s->seen.registered;
+    pthread_mutex_unlock(&s->mu);
+    if (!db_ok || !w->have_password)
+        return;
+    if (boot && !dbd_ok && w->dbd_pid > 0 && mono() >= *rebootstrap_at)
+        boot = false; /* slurmdbd cannot log in: set the password again */
+    if (!boot) {
+        *rebootstrap_at = mono() + REBOOTSTRAP_EVERY;
+        if (acct_bootstrap_db(&s->layout, w->password, 30.0, &err) < 0) {
+            log_warnx("accounting: %s", err.text);
+            set_error(s, err.text);
+            return;
+        }
+        log_info("accounting: database %s and its user are in place",
+                 ACCT_DB_NAME);
+        pthread_mutex_lock(&s->mu);
+        s->seen.bootstrapped_pid = w->db_pid;
+        s->seen.error[0] = '\0';
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (dbd_ok && !registered) {
+        if (acct_register_cluster(s->cluster_name, s->slurm_conf,
+                                  s->layout.setup_log, 30.0, &err) < 0) {
+            log_warnx("accounting: %s", err.text);
+            set_error(s, err.text);
+            return;
+        }
+        log_info("accounting: cluster %s registered", s->cluster_name);
+        pthread_mutex_lock(&s->mu);
+        s->seen.registered = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void write_conf(struct storage *s, const struct want *w)
+{
+    err_t err = {{0}};
+    struct acct_params prm = {
+        .dbd_host = "localhost",
+        .dbd_port = ACCT_DBD_PORT,
+        .munge_socket = SLURM_MUNGE_SOCKET,
+        .storage_host = "127.0.0.1",
+        .storage_port = ACCT_DB_PORT,
+        .storage_pass = w->password,
+        .pid_file = s->layout.dbd_pid,
+    };
+    int rc = acct_write_slurmdbd_conf(&s->layout, &prm, &err);
+
+    if (rc < 0) {
+        log_warnx("accounting: %s", err.text);
+        set_error(s, err.text);
+        return;
+    }
+    if (rc > 0)
+        log_info("accounting: wrote %s", s->layout.dbd_conf);
+    pthread_mutex_lock(&s->mu);
+    s->seen.conf_written = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker(void *arg)
+{
+    struct storage *s = arg;
+    double prepare_at = 0, dbd_at = 0, rebootstrap_at = 0;
+    struct want w;
+
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        if (s->quit) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        w = s->want;
+        bool prepared = s->seen.prepared, written = s->seen.conf_written;
+        pthread_mutex_unlock(&s->mu);
+
+        if (w.role != ROLE_NONE && s->services) {
+            if (!prepared && mono() >= prepare_at) {
+                err_t err = {{0}};
+                prepare_at = mono() + PREPARE_RETRY;
+                if (acct_prepare(s->data_dir, &s->layout, &err) < 0) {
+                    log_warnx("accounting: %s", err.text);
+                    set_error(s, err.text);
+                } else {
+                    pthread_mutex_lock(&s->mu);
+                    s->seen.prepared = prepared = true;
+                    s->seen.error[0] = '\0';
+                    pthread_mutex_unlock(&s->mu);
+                }
+            }
+            if (prepared && w.role == ROLE_PRIMARY && w.have_password &&
+                !written)
+                write_conf(s, &w);
+            disk_space(s);
+            if (w.db_pid > 0)
+                check_mariadb(s, &w);
+        }
+        if (w.accounting && mono() >= dbd_at &&
+            (w.role != ROLE_PRIMARY || w.dbd_pid > 0)) {
+            check_slurmdbd(s, &w);
+            pthread_mutex_lock(&s->mu);
+            bool settled = s->seen.dbd_ok && s->seen.registered;
+            pthread_mutex_unlock(&s->mu);
+            /* quickly while slurmctld may be waiting for it */
+            dbd_at = mono() + (settled ? DBD_CHECK_EVERY : WORKER_PERIOD);
+        }
+        if (w.role == ROLE_PRIMARY && s->services)
+            primary_steps(s, &w, &rebootstrap_at);
+
+        pthread_mutex_lock(&s->mu);
+        if (!s->quit) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += (time_t)WORKER_PERIOD;
+            pthread_cond_timedwait(&s->cv, &s->mu, &until);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+/* ---- committed state --------------------------------------------------- */
+
+static uint64_t config_u64(struct peerd *p, const char *key)
+{
+    char *v = NULL;
+    uint64_t n = 0;
+
+    if (store_get(p->cluster.store, STORE_CONFIG, key, &v, NULL) == 1 && v)
+        n = strtoull(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+static void load_password(struct peerd *p, struct storage *s)
+{
+    secret_t *pw = NULL;
+    err_t err = {{0}};
+    int rc = cluster_get_secret(&p->cluster, FSM_SECRET_DB_PASSWORD, &pw, &err);
+
+    s->have_password = false;
+    s->password_error[0] = '\0';
+    if (rc < 0) {
+        snprintf(s->password_error, sizeof(s->password_error),
+                 "the database password in the store cannot be read: %s",
+                 err.text);
+    } else if (rc == 1) {
+        if (pw->len < sizeof(s->password)) {
+            memcpy(s->password, pw->data, pw->len);
+            s->password[pw->len] = '\0';
+        } else {
+            s->password[0] = '\0';
+        }
+        if (acct_password_ok(s->password))
+            s->have_password = true;
+        else
+            snprintf(s->password_error, sizeof(s->password_error),
+                     "the database password in the store is damaged "
+                     "(not 16-128 hex digits)");
+    }
+    secret_destroy(&pw);
+    if (s->password_error[0])
+        log_warnx("accounting: %s", s->password_error);
+}
+
+static void load_placement(struct peerd *p, struct storage *s)
+{
+    struct member m;
+    int port;
+
+    s->accounting = p->cluster.tier && strcmp(p->cluster.tier, "micro") != 0;
+    s->multi = p->cluster.tier && strcmp(p->cluster.tier, "multi") == 0;
+    s->storage_id = config_u64(p, "storage");
+    s->replica_id = config_u64(p, "storage_replica");
+    s->term = config_u64(p, "storage_term");
+    s->storage_name[0] = s->storage_addr[0] = '\0';
+    if (s->storage_id &&
+        members_get(p->cluster.store, s->storage_id, &m, NULL) == 1) {
+        snprintf(s->storage_name, sizeof(s->storage_name), "%s", m.name);
+        if (transport_parse_addr(m.address, s->storage_addr,
+                                 sizeof(s->storage_addr), &port,
+                                 TRANSPORT_DEFAULT_PORT) < 0)
+            s->storage_addr[0] = '\0';
+    }
+}
+
+static void point_alias(struct peerd *p, struct storage *s)
+{
+    err_t err = {{0}};
+    int rc;
+
+    if (!s->accounting || !s->storage_addr[0])
+        return;
+    rc = hostsfile_point(p->hosts_file, SLURM_DBD_ALIAS, s->storage_addr, &err);
+    if (rc < 0)
+        log_warnx("cannot point %s at %s: %s", SLURM_DBD_ALIAS, s->storage_addr,
+                  err.text);
+    else if (rc > 0)
+        log_info("%s now means %s (%s) in %s", SLURM_DBD_ALIAS, s->storage_addr,
+                 s->storage_name, p->hosts_file);
+}
+
+bool storage_accounting(const struct peerd *p)
+{
+    return p->cluster.tier && strcmp(p->cluster.tier, "micro") != 0;
+}
+
+/* ---- start, stop ------------------------------------------------------- */
+
+int storage_start(struct peerd *p)
+{
+    struct storage *s = calloc(1, sizeof(*s));
+    err_t err = {{0}};
+
+    if (!s)
+        return -1;
+    s->svc_db = s->svc_dbd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    snprintf(s->cluster_name, sizeof(s->cluster_name), "%s", p->cluster.name);
+    snprintf(s->slurm_conf, sizeof(s->slurm_conf), "%s", p->layout.slurm_conf);
+    snprintf(s->data_dir, sizeof(s->data_dir), "%s", p->data_dir);
+    /* server ids only need to differ between the hosts replicating */
+    unsigned server_id = (unsigned)(p->cluster.node_id % 4294967294u) + 1u;
+    char binds[160];
+    if (strcmp(p->host.address, "127.0.0.1") == 0)
+        snprintf(binds, sizeof(binds), "127.0.0.1");
+    else
+        snprintf(binds, sizeof(binds), "127.0.0.1,%s", p->host.address);
+    if (acct_layout_init(p->data_dir, &s->layout, &err) < 0 ||
+        acct_add_services(p->sv, &s->layout, NULL, binds, server_id,
+                          p->svc_munged, &err) < 0) {
+        snprintf(s->no_services, sizeof(s->no_services),
+                 "this host cannot run accounting: %s", err.text);
+        log_info("%s", s->no_services);
+    } else {
+        s->services = true;
+        s->svc_db = supervisor_find(p->sv, "mariadb");
+        s->svc_dbd = supervisor_find(p->sv, "slurmdbd");
+    }
+    p->storage = s;
+    load_placement(p, s);
+    s->was_accounting = s->accounting;
+    load_password(p, s);
+    point_alias(p, s);
+    if (pthread_create(&s->thread, NULL, worker, s) != 0) {
+        log_warnx("cannot start the accounting worker");
+        return -1;
+    }
+    s->running = true;
+    return 0;
+}
+
+void storage_stop(struct peerd *p)
+{
+    struct storage *s = p->storage;
+
+    if (!s)
+        return;
+    if (s->running) {
+        pthread_mutex_lock(&s->mu);
+        s->quit = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    sodium_memzero(s->password, sizeof(s->password));
+    sodium_memzero(&s->want, sizeof(s->want));
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    p->storage = NULL;
+}
+
+/* ---- applied entries --------------------------------------------------- */
+
+void storage_applied(struct peerd *p, const struct fsm_effects *fx)
+{
+    struct storage *s = p->storage;
+    uint64_t before = s ? s->storage_id : 0, term_before = s ? s->term : 0;
+
+    if (!s)
+        return;
+    if (fx->config_changed || fx->storage_changed)
+        cluster_reload_tier(&p->cluster);
+    if (fx->secret_changed)
+        load_password(p, s);
+    load_placement(p, s);
+    if (fx->storage_changed &&
+        (before != s->storage_id || term_before != s->term))
+        log_info("accounting: storage on %s (member %llu), replica %llu, "
+                 "term %llu",
+                 s->storage_name, (unsigned long long)s->storage_id,
+                 (unsigned long long)s->replica_id,
+                 (unsigned long long)s->term);
+    point_alias(p, s);
+    if (s->accounting != s->was_accounting) {
+        s->was_accounting = s->accounting;
+        log_info("accounting %s (tier %s)", s->accounting ? "on" : "off",
+                 p->cluster.tier);
+        /* slurmctld loads its accounting plugin only when it starts */
+        s->restart_ctl = true;
+    }
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- leader ------------------------------------------------------------ */
+
+static void secret_done(void *arg, bool ok, uint64_t index,
+                        const struct fsm_effects *fx, const char *error)
+{
+    struct peerd *p = arg;
+
+    (void)index;
+    (void)fx;
+    if (p->storage)
+        p->storage->proposing_secret = false;
+    if (!ok)
+        log_warnx("database password not committed: %s", error);
+}
+
+static void propose_password(struct peerd *p, struct storage *s, double now)
+{
+    char pw[ACCT_PASSWORD_LEN + 1];
+    secret_t *plain = secret_new(ACCT_PASSWORD_LEN);
+    err_t err = {{0}};
+    char *hex;
+
+    if (!plain)
+        return;
+    acct_password_generate(pw);
+    memcpy(plain->data, pw, ACCT_PASSWORD_LEN);
+    sodium_memzero(pw, sizeof(pw));
+    hex = cluster_encrypt_hex(&p->cluster, FSM_SECRET_DB_PASSWORD, plain, &err);
+    secret_destroy(&plain);
+    if (!hex) {
+        log_warnx("cannot make the database password: %s", err.text);
+        return;
+    }
+    if (agree_propose(p->agree,
+                      json_pack("{s:s,s:s,s:s}", "op", "secret_set", "name",
+                                FSM_SECRET_DB_PASSWORD, "value", hex),
+                      secret_done, p, now) == 0) {
+        s->proposing_secret = true;
+        log_info("accounting: made the database password");
+    }
+    free(hex);
+}
+
+static void storage_done(void *arg, bool ok, uint64_t index,
+                         const struct fsm_effects *fx, const char *error)
+{
+    struct peerd *p = arg;
+
+    (void)index;
+    (void)fx;
+    if (p->storage)
+        p->storage->proposing = false;
+    if (!ok)
+        log_warnx("storage placement not committed: %s", error);
+}
+
+/* Can member id run accounting now: active, not dead to SWIM? */
+static bool usable(struct peerd *p, const struct member *m)
+{
+    const char *st;
+
+    if (strcmp(m->state, "active") != 0)
+        return false;
+    if (m->id == p->cluster.node_id)
+        return true;
+    st = alive_state(p, m->id);
+    return !st || strcmp(st, "dead") != 0;
+}
+
+/* The best voter for a role: usable, not in avoid[], preferring one
+ * that is not the controller's host.  0 when there is none.
+ */
+static uint64_t pick(struct peerd *p, const struct member *v, size_t n,
+                     uint64_t avoid)
+{
+    uint64_t second = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].voter || v[i].id == avoid || !usable(p, &v[i]))
+            continue;
+        if (v[i].id != p->controller_id)
+            return v[i].id;
+        if (!second)
+            second = v[i].id;
+    }
+    return second;
+}
+
+static const struct member *find(const struct member *v, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].id == id)
+            return &v[i];
+    return NULL;
+}
+
+/* What the placement should be now; false when it is fine as it is. */
+static bool plan(struct peerd *p, struct storage *s, double now,
+                 uint64_t *storage, uint64_t *replica)
+{
+    struct member *v = NULL;
+    const struct member *cur;
+    size_t n = 0;
+    bool dead;
+
+    if (members_list(p->cluster.store, &v, &n, NULL) < 0)
+        return false;
+    *storage = s->storage_id;
+    *replica = s->multi ? s->replica_id : 0;
+    cur = find(v, n, s->storage_id);
+    dead = cur && !usable(p, cur);
+    if (!dead)
+        s->dead_since = 0;
+    else if (s->dead_since == 0)
+        s->dead_since = now;
+    if (!cur || strcmp(cur->state, "active") != 0) {
+        /* none yet, or it left: mini takes the controller's host */
+        *storage = s->multi ? pick(p, v, n, 0) : p->controller_id;
+        if (!*storage)
+            *storage = p->cluster.node_id;
+    } else if (s->multi && dead && now - s->dead_since >= STORAGE_DEAD_GRACE) {
+        const struct member *r = find(v, n, s->replica_id);
+        *storage = r && usable(p, r) ? r->id : pick(p, v, n, s->storage_id);
+        if (!*storage)
+            *storage = s->storage_id; /* nobody else: wait for it */
+    }
+    if (s->multi) {
+        const struct member *r = find(v, n, *replica);
+        if (!r || *replica == *storage || !usable(p, r))
+            *replica = pick(p, v, n, *storage);
+    }
+    free(v);
+    return *storage != s->storage_id || *replica != s->replica_id ||
+           s->term == 0;
+}
+
+static void leader_tick(struct peerd *p, struct storage *s, double now)
+{
+    uint64_t storage, replica;
+
+    if (!s->accounting || !agree_is_leader(p->agree))
+        return;
+    if (!s->have_password && !s->password_error[0] && !s->proposing_secret)
+        propose_password(p, s, now);
+    if (s->proposing || !plan(p, s, now, &storage, &replica))
+        return;
+    if (agree_propose(p->agree,
+                      json_pack("{s:s,s:I,s:I,s:I}", "op", "storage", "storage",
+                                (json_int_t)storage, "replica",
+                                (json_int_t)replica, "term",
+                                (json_int_t)(s->term + 1)),
+                      storage_done, p, now) == 0) {
+        s->proposing = true;
+        log_info("placing accounting on member %llu (replica %llu)",
+                 (unsigned long long)storage, (unsigned long long)replica);
+    }
+}
+
+/* ---- slurmctld --------------------------------------------------------- */
+
+static bool has_tres_state(struct peerd *p)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s", p->layout.state_dir,
+             STORAGE_TRES_STATE);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* Does slurmdbd answer from here and list this cluster? */
+static bool cluster_registered(struct storage *s)
+{
+    bool yes;
+
+    pthread_mutex_lock(&s->mu);
+    yes = s->seen.dbd_ok && s->seen.registered;
+    pthread_mutex_unlock(&s->mu);
+    return yes;
+}
+
+static bool ctl_wait(struct storage *s, double now, const char *why)
+{
+    if (s->ctl_waiting == 0) {
+        s->ctl_waiting = now;
+        log_info("slurmctld waits for slurmdbd to list cluster %s: %s",
+                 s->cluster_name, why);
+    }
+    return false;
+}
+
+bool storage_ctl_may_start(struct peerd *p, double now)
+{
+    struct storage *s = p->storage;
+
+    if (!s || !s->accounting || cluster_registered(s) || has_tres_state(p)) {
+        if (s)
+            s->ctl_waiting = 0;
+        return true;
+    }
+    return ctl_wait(s, now,
+                    "it has no accounting state yet and would not start "
+                    "without it");
+}
+
+/* After a tier switch: restart a running slurmctld once it may start
+ * (it loads its accounting plugin only at start); off is at once.
+ */
+static void restart_ctl(struct peerd *p, struct storage *s, double now)
+{
+    if (!s->restart_ctl)
+        return;
+    if (!p->controller || supervisor_pid(p->sv, p->svc_slurmctld) <= 0) {
+        s->restart_ctl = false; /* it starts with the new slurm.conf */
+        return;
+    }
+    /* a slurmctld that registers before the cluster is in the database
+     * leaves it with no control host ("no remote port"): wait for it
+     */
+    if (s->accounting && !cluster_registered(s)) {
+        ctl_wait(s, now, "accounting was switched on");
+        return;
+    }
+    s->ctl_waiting = 0;
+    s->restart_ctl = false;
+    supervisor_restart(p->sv, p->svc_slurmctld,
+                       s->accounting ? "accounting switched on"
+                                     : "accounting switched off");
+}
+
+/* ---- every round ------------------------------------------------------- */
+
+static enum role my_role(struct peerd *p, struct storage *s)
+{
+    if (!s->accounting || !s->services)
+        return ROLE_NONE;
+    if (s->storage_id == p->cluster.node_id)
+        return ROLE_PRIMARY;
+    if (s->multi && s->replica_id == p->cluster.node_id)
+        return ROLE_REPLICA;
+    return ROLE_NONE;
+}
+
+static void feed_health(struct peerd *p, struct storage *s, double now)
+{
+    struct seen v;
+
+    pthread_mutex_lock(&s->mu);
+    v = s->seen;
+    pthread_mutex_unlock(&s->mu);
+    if (v.db_at > s->fed_db_at && v.db_checked_pid > 0 &&
+        v.db_checked_pid == supervisor_pid(p->sv, s->svc_db)) {
+        s->fed_db_at = v.db_at;
+        supervisor_health(p->sv, s->svc_db, v.db_ok, v.db_at,
+                          v.db_detail[0] ? v.db_detail : NULL, now);
+    }
+    if (v.dbd_at > s->fed_dbd_at && v.dbd_checked_pid > 0 &&
+        v.dbd_checked_pid == supervisor_pid(p->sv, s->svc_dbd)) {
+        s->fed_dbd_at = v.dbd_at;
+        supervisor_health(p->sv, s->svc_dbd, v.dbd_ok, v.dbd_at,
+                          v.dbd_detail[0] ? v.dbd_detail : NULL, now);
+    }
+}
+
+static void set_enabled(struct peerd *p, int idx, bool on, double now)
+{
+    if (idx < 0 || on == supervisor_enabled(p->sv, idx))
+        return;
+    if (on)
+        supervisor_enable(p->sv, idx, now);
+    else
+        supervisor_disable(p->sv, idx, 10.0, now);
+}
+
+void storage_tick(struct peerd *p, double now)
+{
+    struct storage *s = p->storage;
+    enum role role;
+    bool prepared, written;
+
+    if (!s || !p->sv)
+        return;
+    leader_tick(p, s, now);
+    role = p->stopping ? ROLE_NONE : my_role(p, s);
+    pthread_mutex_lock(&s->mu);
+    if (s->want.role != role) {
+        s->seen.conf_written = false;
+        s->seen.bootstrapped_pid = 0;
+        s->seen.registered = false;
+        pthread_cond_signal(&s->cv);
+    }
+    s->want.role = role;
+    s->want.accounting = s->accounting && !p->stopping;
+    s->want.have_password = s->have_password;
+    memcpy(s->want.password, s->password, sizeof(s->password));
+    s->want.db_pid = s->services ? supervisor_pid(p->sv, s->svc_db) : 0;
+    s->want.dbd_pid = s->services ? supervisor_pid(p->sv, s->svc_dbd) : 0;
+    prepared = s->seen.prepared;
+    written = s->seen.conf_written;
+    pthread_mutex_unlock(&s->mu);
+    restart_ctl(p, s, now);
+    if (!s->services)
+        return;
+    feed_health(p, s, now);
+    set_enabled(p, s->svc_db, role != ROLE_NONE && prepared, now);
+    set_enabled(p, s->svc_dbd, role == ROLE_PRIMARY && prepared && written,
+                now);
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static json_t *check_json(bool ok, double at, const char *detail, double now)
+{
+    if (at <= 0)
+        return json_null();
+    return json_pack("{s:b,s:s,s:f}", "ok", ok, "detail", detail, "age",
+                     now - at);
+}
+
+json_t *storage_status_json(struct peerd *p, double now)
+{
+    struct storage *s = p->storage;
+    char low[PATH_MAX + 64];
+    struct seen v;
+    enum role role;
+    json_t *o;
+
+    if (!s)
+        return json_null();
+    pthread_mutex_lock(&s->mu);
+    v = s->seen;
+    role = s->want.role;
+    pthread_mutex_unlock(&s->mu);
+    const char *error =
+        s->password_error[0] ? s->password_error
+        : v.error[0]         ? v.error
+        : (s->accounting && s->storage_id == p->cluster.node_id && !s->services)
+            ? s->no_services
+            : "";
+    o = json_pack(
+        "{s:b,s:s,s:o,s:I,s:o,s:I,s:s,s:b}", "enabled", s->accounting, "tier",
+        p->cluster.tier ? p->cluster.tier : "micro", "storage",
+        s->storage_name[0] ? json_string(s->storage_name) : json_null(),
+        "storage_term", (json_int_t)s->term, "storage_address",
+        s->storage_addr[0] ? json_string(s->storage_addr) : json_null(),
+        "replica_id", (json_int_t)s->replica_id, "role", role_names[role],
+        "password_committed", s->have_password);
+    json_object_set_new(o, "slurmdbd",
+                        s->accounting
+                            ? check_json(v.dbd_ok, v.dbd_at, v.dbd_detail, now)
+                            : json_null());
+    json_object_set_new(o, "mariadb",
+                        role != ROLE_NONE
+                            ? check_json(v.db_ok, v.db_at, v.db_detail, now)
+                            : json_null());
+    if (v.dbd_ok && v.cluster.registered)
+        json_object_set_new(o, "cluster",
+                            json_pack("{s:s,s:s,s:i}", "name", s->cluster_name,
+                                      "control_host", v.cluster.control_host,
+                                      "control_port", v.cluster.control_port));
+    else
+        json_object_set_new(o, "cluster", json_null());
+    if (role != ROLE_NONE && v.disk_total_mb >= 0 && v.disk_total_mb > 0) {
+        json_object_set_new(
+            o, "disk",
+            json_pack("{s:s,s:f,s:f,s:b}", "path", s->layout.db_dir, "free_mb",
+                      v.disk_free_mb, "total_mb", v.disk_total_mb, "low",
+                      v.disk_free_mb < DISK_LOW_MB));
+        if (v.disk_free_mb < DISK_LOW_MB && !error[0]) {
+            snprintf(low, sizeof(low),
+                     "the disk under %s is full (%.0f MiB free)",
+                     s->layout.db_dir, v.disk_free_mb);
+            error = low;
+        }
+    } else {
+        json_object_set_new(o, "disk", json_null());
+    }
+    json_object_set_new(o, "error",
+                        error[0] ? json_string(error) : json_null());
+    return o;
+}
