@@ -47,6 +47,8 @@
 #define INSTALL_TIMEOUT 120.0 /* mariadb-install-db: 1 s here */
 #define CAPTURE 8192          /* bytes of each output stream kept */
 #define BOOTSTRAP_OK "peerd-bootstrap-ok"
+/* In a datadir that is a mount point: the install has not finished. */
+#define INIT_MARKER ".peerd-initialising"
 #define ACCT_SQL_OK "peerd-sql-ok"
 
 static double mono_now(void)
@@ -462,34 +464,101 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* Is dir missing or empty? */
-static bool empty_dir(const char *dir)
+/* A file system's own lost+found is not content. */
+static bool ignorable(const char *name)
+{
+    return !strcmp(name, ".") || !strcmp(name, "..") ||
+           !strcmp(name, "lost+found");
+}
+
+/* Is dir missing or empty (but for lost+found and, with marker, an
+ * unfinished in-place install)?
+ */
+static bool empty_dir(const char *dir, bool marker)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
     bool empty = true;
+    char path[PATH_MAX];
+    struct stat st;
 
     if (!d)
         return errno == ENOENT;
-    while (empty && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            empty = false;
+    if (marker && !PATHF(path, "%s/" INIT_MARKER, dir) && stat(path, &st) == 0)
+        empty = true; /* what is there is an install that did not finish */
+    else
+        while (empty && (de = readdir(d)))
+            if (!ignorable(de->d_name))
+                empty = false;
     closedir(d);
     return empty;
 }
 
-static int init_datadir(const char *data_dir, struct acct_layout *l, err_t *err)
+/* Is dir a mount point (another file system than its parent's)?  A
+ * dedicated disk for the database is mounted at DATA/mariadb: it cannot
+ * be replaced by a rename.
+ */
+static bool mount_point(const char *dir)
+{
+    char parent[PATH_MAX + 4];
+    struct stat a, b;
+
+    if (PATHF(parent, "%s/..", dir) || stat(dir, &a) < 0 ||
+        stat(parent, &b) < 0)
+        return false;
+    return a.st_dev != b.st_dev;
+}
+
+/* Remove everything in dir but lost+found. */
+static int clear_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[PATH_MAX];
+    int rc = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)))
+        if (!ignorable(de->d_name) &&
+            (PATHF(path, "%s/%s", dir, de->d_name) || rm_tree(path) < 0))
+            rc = -1;
+    closedir(d);
+    return rc;
+}
+
+static int init_datadir(const char *data_dir, struct acct_layout *l,
+                        bool in_place, err_t *err)
 {
     char tmp[PATH_MAX], sys[PATH_MAX + 8], dbarg[PATH_MAX + 16], userarg[64];
+    char marker[PATH_MAX];
     struct passwd *pw = getpwuid(l->db_uid);
     struct run r = {0};
+    int fd;
 
-    if (PATHF(tmp, "%s/mariadb.new", data_dir))
-        return errprintf(err, "data dir path too long: %s", data_dir);
-    if (rm_tree(tmp) < 0)
-        return errprintf_errno(err, "cannot remove the leftover %s", tmp);
-    if (file_ensure_dir(tmp, 0700, l->db_uid, l->db_gid, err) < 0)
-        return -1;
+    if (in_place) {
+        /* the marker says "unfinished" until the install succeeded */
+        snprintf(tmp, sizeof(tmp), "%s", l->db_dir);
+        if (PATHF(marker, "%s/" INIT_MARKER, tmp))
+            return errprintf(err, "data dir path too long: %s", data_dir);
+        if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+            return errprintf_errno(err, "cannot create %s", marker);
+        close(fd);
+        if (clear_dir(tmp) < 0)
+            return errprintf_errno(err, "cannot empty %s", tmp);
+        if ((fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0)
+            return errprintf_errno(err, "cannot create %s", marker);
+        close(fd);
+        if (chown(tmp, l->db_uid, l->db_gid) < 0 || chmod(tmp, 0700) < 0)
+            return errprintf_errno(err, "cannot give %s to mysql", tmp);
+    } else {
+        if (PATHF(tmp, "%s/mariadb.new", data_dir))
+            return errprintf(err, "data dir path too long: %s", data_dir);
+        if (rm_tree(tmp) < 0)
+            return errprintf_errno(err, "cannot remove the leftover %s", tmp);
+        if (file_ensure_dir(tmp, 0700, l->db_uid, l->db_gid, err) < 0)
+            return -1;
+    }
     snprintf(dbarg, sizeof(dbarg), "--datadir=%s", tmp);
     snprintf(userarg, sizeof(userarg), "--user=%s", pw ? pw->pw_name : "mysql");
     const char *argv[] = {"mariadb-install-db", "--no-defaults", dbarg, userarg,
@@ -510,6 +579,11 @@ static int init_datadir(const char *data_dir, struct acct_layout *l, err_t *err)
         snprintf(what, sizeof(what), "mariadb-install-db (see %s)",
                  l->setup_log);
         return run_failed(&r, what, err);
+    }
+    if (in_place) {
+        if (fsync_dir(tmp) < 0 || unlink(marker) < 0 || fsync_dir(tmp) < 0)
+            return errprintf_errno(err, "cannot finish %s", tmp);
+        return 0;
     }
     if (rename(tmp, l->db_dir) < 0)
         return errprintf_errno(err, "cannot rename %s to %s", tmp, l->db_dir);
@@ -533,16 +607,19 @@ int acct_prepare(const char *data_dir, struct acct_layout *l, err_t *err)
     if (reachable(data_dir, l->db_uid, l->db_gid, "mysql", err) < 0)
         return -1;
     snprintf(sys, sizeof(sys), "%s/mysql", l->db_dir);
-    if (!is_dir(sys)) {
+    bool in_place = mount_point(l->db_dir);
+    if (!is_dir(sys) || (in_place && empty_dir(l->db_dir, true) &&
+                         !empty_dir(l->db_dir, false))) {
         /* Not initialised.  An empty DATA/mariadb (made by hand) is
-         * replaced by the rename; one with files in it is somebody's.
+         * replaced by the rename; a mount point (a disk of its own) is
+         * filled in place; one with files in it is somebody's.
          */
-        if (!empty_dir(l->db_dir))
+        if (!empty_dir(l->db_dir, in_place))
             return errprintf(err,
                              "%s is not empty but holds no MariaDB "
                              "system tables (no mysql/); move it away",
                              l->db_dir);
-        if (init_datadir(data_dir, l, err) < 0)
+        if (init_datadir(data_dir, l, in_place, err) < 0)
             return -1;
     }
     return file_ensure_dir(l->db_dir, 0700, l->db_uid, l->db_gid, err);

@@ -129,7 +129,13 @@ json_t *control_status(struct peerd *p)
     json_object_set_new(o, "slurm", slurm);
     json_object_set_new(o, "raft", agree_status_json(p->agree));
     json_object_set_new(o, "placement", place_status_json(p, now));
-    json_object_set_new(o, "accounting", storage_status_json(p, now));
+    json_t *acct = storage_status_json(p, now);
+    /* accounting that does not work makes the host degraded, though
+     * jobs still run (slurmctld keeps its records for slurmdbd)
+     */
+    if (json_is_string(json_object_get(acct, "error")))
+        json_object_set_new(o, "healthy", json_false());
+    json_object_set_new(o, "accounting", acct);
     json_object_set_new(o, "membership", alive_status_json(p));
     json_object_set_new(
         o, "peer",

@@ -206,6 +206,34 @@ static void print_status(json_t *st)
             printf("state copy  generation %s installed here\n",
                    str(state, "installed"));
     }
+    json_t *ac = json_object_get(st, "accounting");
+    if (json_is_true(json_object_get(ac, "enabled"))) {
+        json_t *dbd = json_object_get(ac, "slurmdbd");
+        json_t *cl = json_object_get(ac, "cluster");
+        json_t *db = json_object_get(ac, "mariadb");
+        printf(
+            "accounting  %s tier: storage on %s (term %lld), this host: "
+            "%s\n",
+            str(st, "tier"), str(ac, "storage"),
+            (long long)json_integer_value(json_object_get(ac, "storage_term")),
+            str(ac, "role"));
+        printf("            slurmdbd %s",
+               !json_is_object(dbd)                       ? "not checked yet"
+               : json_is_true(json_object_get(dbd, "ok")) ? "answers"
+                                                          : "DOES NOT ANSWER");
+        if (json_is_object(cl))
+            printf(", cluster %s registered at %s:%lld", str(cl, "name"),
+                   str(cl, "control_host"),
+                   (long long)json_integer_value(
+                       json_object_get(cl, "control_port")));
+        if (json_is_object(db))
+            printf("; MariaDB here %s", json_is_true(json_object_get(db, "ok"))
+                                            ? "answers"
+                                            : "DOES NOT ANSWER");
+        printf("\n");
+        if (json_is_string(json_object_get(ac, "error")))
+            printf("            ERROR: %s\n", str(ac, "error"));
+    }
     json_t *mb = json_object_get(st, "membership");
     if (json_is_object(mb))
         printf("membership  %lld alive, %lld suspect, %lld dead (SWIM)\n",

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +53,14 @@ struct seen {
     pid_t db_checked_pid;
     bool db_ok;
     char db_detail[200];
+    char db_logged[200];    /* its log's last [ERROR] line, while down */
     pid_t bootstrapped_pid; /* MariaDB process the database was made in */
     /* slurmdbd, from this host through SLURM_DBD_ALIAS */
     double dbd_at;
     pid_t dbd_checked_pid;
     bool dbd_ok;
     char dbd_detail[200];
+    char dbd_logged[200]; /* its log's last error line, while down */
     struct acct_cluster cluster;
     bool registered;
     /* the disk under the datadir */
@@ -126,13 +130,76 @@ static void disk_space(struct storage *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The last line of a service's log that holds needle (its own words for
+ * what went wrong), from the last 16 KiB; empty if none.
+ */
+static void last_logged(const char *path, const char *needle, char *out,
+                        size_t cap)
+{
+    char buf[16384], *line, *end;
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    off_t size;
+
+    out[0] = '\0';
+    if (fd < 0)
+        return;
+    size = lseek(fd, 0, SEEK_END);
+    if (size >= 0 &&
+        lseek(fd,
+              size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0,
+              SEEK_SET) >= 0)
+        n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    for (end = buf + n; end > buf;) {
+        while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+            *--end = '\0';
+        line = end;
+        while (line > buf && line[-1] != '\n')
+            line--;
+        /* "Aborting" says only that the line before it was fatal */
+        if (strstr(line, needle) && !strstr(line, "] Aborting")) {
+            snprintf(out, cap, "%s", line);
+            for (char *c = out; *c; c++)
+                if ((unsigned char)*c < ' ' || (unsigned char)*c >= 0x7f)
+                    *c = '?';
+            return;
+        }
+        end = line;
+    }
+}
+
+/* MariaDB should run here but has no process (it exits at start, or
+ * waits for its next try): say why, in its own words.
+ */
+static void mariadb_down(struct storage *s)
+{
+    char said[200];
+
+    last_logged(s->layout.db_log, "[ERROR]", said, sizeof(said));
+    pthread_mutex_lock(&s->mu);
+    s->seen.db_at = mono();
+    s->seen.db_checked_pid = 0;
+    s->seen.db_ok = false;
+    snprintf(s->seen.db_detail, sizeof(s->seen.db_detail), "not running");
+    snprintf(s->seen.db_logged, sizeof(s->seen.db_logged), "%s", said);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void check_mariadb(struct storage *s, const struct want *w)
 {
     double at = mono();
     err_t err = {{0}};
     bool ok = acct_ping_mariadb(s->layout.db_socket, 2.0, &err) == 0;
+    char said[200] = "";
 
+    if (!ok)
+        last_logged(s->layout.db_log, "[ERROR]", said, sizeof(said));
     pthread_mutex_lock(&s->mu);
+    snprintf(s->seen.db_logged, sizeof(s->seen.db_logged), "%s", said);
     s->seen.db_at = at;
     s->seen.db_checked_pid = w->db_pid;
     s->seen.db_ok = ok;
@@ -148,8 +215,12 @@ static void check_slurmdbd(struct storage *s, const struct want *w)
     err_t err = {{0}};
     bool ok =
         acct_ping_slurmdbd(s->slurm_conf, s->cluster_name, 8.0, &c, &err) == 0;
+    char said[200] = "";
 
+    if (!ok && w->role == ROLE_PRIMARY)
+        last_logged(s->layout.dbd_log, "error:", said, sizeof(said));
     pthread_mutex_lock(&s->mu);
+    snprintf(s->seen.dbd_logged, sizeof(s->seen.dbd_logged), "%s", said);
     s->seen.dbd_at = at;
     s->seen.dbd_checked_pid = w->dbd_pid;
     s->seen.dbd_ok = ok;
@@ -271,6 +342,8 @@ static void *worker(void *arg)
             disk_space(s);
             if (w.db_pid > 0)
                 check_mariadb(s, &w);
+            else if (prepared)
+                mariadb_down(s);
         }
         if (w.accounting && mono() >= dbd_at &&
             (w.role != ROLE_PRIMARY || w.dbd_pid > 0)) {
@@ -794,12 +867,14 @@ void storage_tick(struct peerd *p, double now)
 
 /* ---- status ------------------------------------------------------------ */
 
-static json_t *check_json(bool ok, double at, const char *detail, double now)
+static json_t *check_json(bool ok, double at, const char *detail,
+                          const char *logged, double now)
 {
     if (at <= 0)
         return json_null();
-    return json_pack("{s:b,s:s,s:f}", "ok", ok, "detail", detail, "age",
-                     now - at);
+    return json_pack("{s:b,s:s,s:f,s:o}", "ok", ok, "detail", detail, "age",
+                     now - at, "log",
+                     logged[0] ? json_string(logged) : json_null());
 }
 
 json_t *storage_status_json(struct peerd *p, double now)
@@ -816,12 +891,22 @@ json_t *storage_status_json(struct peerd *p, double now)
     v = s->seen;
     role = s->want.role;
     pthread_mutex_unlock(&s->mu);
-    const char *error =
-        s->password_error[0] ? s->password_error
-        : v.error[0]         ? v.error
-        : (s->accounting && s->storage_id == p->cluster.node_id && !s->services)
-            ? s->no_services
-            : "";
+    char why[512] = "";
+    const char *error = why;
+    /* the first thing wrong, in the order it blocks accounting */
+    if (s->password_error[0])
+        error = s->password_error;
+    else if (s->accounting && s->storage_id == p->cluster.node_id &&
+             !s->services)
+        error = s->no_services;
+    else if (v.error[0])
+        error = v.error;
+    else if (role != ROLE_NONE && v.db_at > 0 && !v.db_ok)
+        snprintf(why, sizeof(why), "MariaDB does not answer: %s",
+                 v.db_logged[0] ? v.db_logged : v.db_detail);
+    else if (s->accounting && v.dbd_at > 0 && !v.dbd_ok)
+        snprintf(why, sizeof(why), "slurmdbd does not answer: %s",
+                 v.dbd_logged[0] ? v.dbd_logged : v.dbd_detail);
     o = json_pack(
         "{s:b,s:s,s:o,s:I,s:o,s:I,s:s,s:b}", "enabled", s->accounting, "tier",
         p->cluster.tier ? p->cluster.tier : "micro", "storage",
@@ -830,14 +915,16 @@ json_t *storage_status_json(struct peerd *p, double now)
         s->storage_addr[0] ? json_string(s->storage_addr) : json_null(),
         "replica_id", (json_int_t)s->replica_id, "role", role_names[role],
         "password_committed", s->have_password);
-    json_object_set_new(o, "slurmdbd",
-                        s->accounting
-                            ? check_json(v.dbd_ok, v.dbd_at, v.dbd_detail, now)
-                            : json_null());
-    json_object_set_new(o, "mariadb",
-                        role != ROLE_NONE
-                            ? check_json(v.db_ok, v.db_at, v.db_detail, now)
-                            : json_null());
+    json_object_set_new(
+        o, "slurmdbd",
+        s->accounting
+            ? check_json(v.dbd_ok, v.dbd_at, v.dbd_detail, v.dbd_logged, now)
+            : json_null());
+    json_object_set_new(
+        o, "mariadb",
+        role != ROLE_NONE
+            ? check_json(v.db_ok, v.db_at, v.db_detail, v.db_logged, now)
+            : json_null());
     if (v.dbd_ok && v.cluster.registered)
         json_object_set_new(o, "cluster",
                             json_pack("{s:s,s:s,s:i}", "name", s->cluster_name,
@@ -851,7 +938,7 @@ json_t *storage_status_json(struct peerd *p, double now)
             json_pack("{s:s,s:f,s:f,s:b}", "path", s->layout.db_dir, "free_mb",
                       v.disk_free_mb, "total_mb", v.disk_total_mb, "low",
                       v.disk_free_mb < DISK_LOW_MB));
-        if (v.disk_free_mb < DISK_LOW_MB && !error[0]) {
+        if (v.disk_free_mb < DISK_LOW_MB && error == why) {
             snprintf(low, sizeof(low),
                      "the disk under %s is full (%.0f MiB free)",
                      s->layout.db_dir, v.disk_free_mb);
