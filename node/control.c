@@ -28,6 +28,7 @@
 #include "node/alive.h"
 #include "node/peerd.h"
 #include "node/place.h"
+#include "node/login.h"
 #include "node/storage.h"
 #include "proto/ctl.h"
 #include "store/members.h"
@@ -98,6 +99,7 @@ json_t *control_status(struct peerd *p)
     json_object_set_new(o, "role",
                         json_string(!p->slurm_started ? "waiting"
                                     : p->controller   ? "controller"
+                                    : p->no_compute   ? "login"
                                                       : "compute"));
     json_object_set_new(o, "healthy", json_boolean(healthy && reachable));
     json_object_set_new(o, "host",
@@ -136,6 +138,7 @@ json_t *control_status(struct peerd *p)
     if (json_is_string(json_object_get(acct, "error")))
         json_object_set_new(o, "healthy", json_false());
     json_object_set_new(o, "accounting", acct);
+    json_object_set_new(o, "login", login_status_json(p, now));
     json_object_set_new(o, "membership", alive_status_json(p));
     json_object_set_new(
         o, "peer",

@@ -234,6 +234,18 @@ static void print_status(json_t *st)
         if (json_is_string(json_object_get(ac, "error")))
             printf("            ERROR: %s\n", str(ac, "error"));
     }
+    json_t *lg = json_object_get(st, "login");
+    if (json_is_object(lg)) {
+        json_t *ck = json_object_get(lg, "check");
+        printf("jupyter     %s (as %s), %s%s\n", str(lg, "url"),
+               str(lg, "user"),
+               !json_is_object(ck)                       ? "not checked yet"
+               : json_is_true(json_object_get(ck, "ok")) ? "answers"
+                                                         : "DOES NOT ANSWER: ",
+               json_is_object(ck) && !json_is_true(json_object_get(ck, "ok"))
+                   ? str(ck, "detail")
+                   : "");
+    }
     json_t *mb = json_object_get(st, "membership");
     if (json_is_object(mb))
         printf("membership  %lld alive, %lld suspect, %lld dead (SWIM)\n",

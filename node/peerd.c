@@ -45,6 +45,7 @@
 #include "node/hostsfile.h"
 #include "node/peerd.h"
 #include "node/place.h"
+#include "node/login.h"
 #include "node/storage.h"
 #include "store/file.h"
 #include "store/members.h"
@@ -57,6 +58,9 @@ struct options {
     const char *join;
     const char *token;
     const char *hosts_file;
+    const char *login;      /* --login ADDR:PORT */
+    const char *login_user; /* --login-user */
+    bool no_compute;
     bool syslog;
     bool debug;
     struct cluster_opts cluster;
@@ -81,12 +85,15 @@ static void usage(FILE *f)
         "             [--data-dir DIR] [--listen ADDR[:PORT]] "
         "[--address ADDR]\n"
         "             [--slurm-conf PATH] [--hosts-file PATH]\n"
+        "             [--login ADDR:PORT [--login-user USER]] "
+        "[--no-compute]\n"
         "             [--munged PATH] [--slurmctld PATH]\n"
         "             [--slurmd PATH] [--syslog] [--debug]\n"
         "\n"
         "  --bootstrap         create a cluster on this host (or resume it)\n"
         "  --cluster-name NAME cluster name (default %s)\n"
-        "  --tier TIER         micro (mini and multi: later)\n"
+        "  --tier TIER         micro, mini (+ accounting) or multi (+ its "
+        "failover)\n"
         "  --munge-key FILE    import this munge key at bootstrap\n"
         "  --join HOST[:PORT]  join the cluster of the peer at HOST (port "
         "%d)\n"
@@ -99,6 +106,9 @@ static void usage(FILE *f)
         "  --hosts-file PATH   where %s is pointed at the controller "
         "(default\n"
         "                      /etc/hosts)\n"
+        "  --login ADDR:PORT   run a Jupyter server here, bound there\n"
+        "  --login-user USER   the user Jupyter runs as (default root)\n"
+        "  --no-compute        run no slurmd here (a login-only host)\n"
         "  --munged/--slurmctld/--slurmd PATH   daemon binaries\n"
         "  --syslog            log to syslog instead of stderr\n"
         "  --debug             log debug messages\n"
@@ -126,6 +136,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         OPT_SLURMD,
         OPT_SYSLOG,
         OPT_DEBUG,
+        OPT_LOGIN,
+        OPT_LOGIN_USER,
+        OPT_NO_COMPUTE,
         OPT_HELP,
         OPT_VERSION,
     };
@@ -145,6 +158,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"slurmctld", required_argument, NULL, OPT_SLURMCTLD},
         {"slurmd", required_argument, NULL, OPT_SLURMD},
         {"syslog", no_argument, NULL, OPT_SYSLOG},
+        {"login", required_argument, NULL, OPT_LOGIN},
+        {"login-user", required_argument, NULL, OPT_LOGIN_USER},
+        {"no-compute", no_argument, NULL, OPT_NO_COMPUTE},
         {"debug", no_argument, NULL, OPT_DEBUG},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -208,6 +224,15 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_SYSLOG:
             o->syslog = true;
             break;
+        case OPT_LOGIN:
+            o->login = optarg;
+            break;
+        case OPT_LOGIN_USER:
+            o->login_user = optarg;
+            break;
+        case OPT_NO_COMPUTE:
+            o->no_compute = true;
+            break;
         case OPT_DEBUG:
             o->debug = true;
             break;
@@ -246,6 +271,25 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (!o->join != !o->token) {
         fprintf(stderr, "peerd: --join needs --token, and --token --join\n");
         return -1;
+    }
+    if (o->no_compute && o->cluster.bootstrap) {
+        fprintf(stderr, "peerd: --no-compute: the first host's node is in "
+                        "slurm.conf; bootstrap on a compute host and join "
+                        "the login host\n");
+        return -1;
+    }
+    if (o->login_user && !o->login) {
+        fprintf(stderr, "peerd: --login-user needs --login\n");
+        return -1;
+    }
+    if (o->login) {
+        err_t err = {{0}};
+        if (login_check_option(o->login, &err) < 0) {
+            fprintf(stderr, "peerd: --login: %s\n", err.text);
+            return -1;
+        }
+        if (!o->login_user)
+            o->login_user = "root";
     }
     o->cluster.data_dir = o->data_dir;
     return 0;
@@ -448,6 +492,17 @@ static int start_slurm(struct peerd *p)
     p->svc_slurmctld = supervisor_find(p->sv, "slurmctld");
     p->svc_slurmd = supervisor_find(p->sv, "slurmd");
     storage_start(p);
+    if (p->login_addr) {
+        err_t lerr = {{0}};
+        if (login_start(p, p->login_addr, p->login_user, &lerr) < 0) {
+            log_warnx("login: %s", lerr.text);
+            login_stop(p);
+            health_stop(&p->health);
+            storage_stop(p);
+            supervisor_destroy(&p->sv);
+            return EX_CONFIG;
+        }
+    }
     p->health = health_start(p->layout.munge_socket, p->layout.slurm_conf, 2.0);
     if (!p->health) {
         log_warn("cannot start the health checks");
@@ -567,7 +622,7 @@ static void check_registered(struct peerd *p, const struct health_report *r,
     bool listed = false;
     size_t i;
 
-    if (p->static_node || !r->slurmctld.ok || !r->slurmd.ok ||
+    if (p->static_node || p->no_compute || !r->slurmctld.ok || !r->slurmd.ok ||
         !json_is_array(nodes))
         return;
     json_array_foreach(nodes, i, n)
@@ -619,7 +674,8 @@ static void take_health(struct peerd *p, double now)
     /* slurmd registers when it starts: start it once a controller
      * answers (then it is supervised as any other service)
      */
-    if (r.slurmctld.ok && !p->slurmd_enabled && !p->stopping) {
+    if (r.slurmctld.ok && !p->slurmd_enabled && !p->stopping &&
+        !p->no_compute) {
         p->slurmd_enabled = true;
         supervisor_enable(p->sv, p->svc_slurmd, now);
         health_poke(p->health);
@@ -697,6 +753,7 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
             wait = w;
         place_tick(p, now);
         storage_tick(p, now);
+        login_tick(p, now);
         ship_tick(p, now);
         alive_tick(p, now);
     }
@@ -1008,6 +1065,9 @@ int main(int argc, char **argv)
     p.slurm_conf = o.slurm_conf;
     p.hosts_file = o.hosts_file;
     p.bin = o.bin;
+    p.login_addr = o.login;
+    p.login_user = o.login_user;
+    p.no_compute = o.no_compute;
     p.started = peerd_now();
     p.svc_munged = p.svc_slurmctld = p.svc_slurmd = -1;
 
@@ -1128,6 +1188,7 @@ int main(int argc, char **argv)
     /* no more RPCs to daemons that are going away */
     health_stop(&p.health);
     storage_stop(&p);
+    login_stop(&p);
     if (p.sv)
         supervisor_stop_all(p.sv, 10.0);
     fence_stop(&p.fence);
@@ -1136,6 +1197,7 @@ out:
     fence_stop(&p.fence);
     ship_fini(&p);
     storage_stop(&p);
+    login_stop(&p);
     alive_stop(&p);
     health_stop(&p.health);
     control_close(&p);

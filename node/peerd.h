@@ -62,6 +62,10 @@ struct peerd {
     } handover;
     struct ship ship;
     struct storage *storage; /* accounting (node/storage.h) */
+    struct login *login;     /* Jupyter (node/login.h), or NULL */
+    const char *login_addr;  /* --login, or NULL */
+    const char *login_user;
+    bool no_compute;  /* --no-compute: no slurmd here */
     gossip_t *gossip; /* SWIM (node/alive.h) */
     double alive_next;
     bool slurmd_enabled;    /* a controller answered once: slurmd runs */
