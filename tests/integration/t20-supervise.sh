@@ -52,7 +52,7 @@ it_field_is "restart: same munge key (hash)" 1 .munge_key_hash "$keyhash"
 t_is "restart: jobs run" "$(th_run 1 srun hostname)" h1
 
 pid=$(th_peerd_pid 1)
-children=$(it_json 1 '[.services[].pid] | join(" ")')
+children=$(it_json 1 '[.services[] | select(.pid > 0) | .pid] | join(" ")')
 th_kill 1 KILL
 th_wait_gone "$pid" 10
 gone() { local p; for p in $children; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }

@@ -445,6 +445,9 @@ static void test_config_set_bad_values_refused(void **state)
     static const char *const kv[][2] = {
         {"voters", "4"},
         {"voters", "three"},
+        {"tier", "huge"},
+        {"tier", "Mini"},
+        {"tier", ""},
         {"slurm.SchedulerParameters", "bf_interval=1 # comment"},
         {"slurm.SchedulerParameters", "a b"},
     };
@@ -535,12 +538,13 @@ static void test_config_set_long_value_refused(void **state)
 
 static void test_config_key_ok(void **state)
 {
-    static const char *const yes[] = {"voters", "description",
-                                      "slurm.SchedulerParameters", "slurm.A1",
-                                      "slurm.x"};
+    static const char *const yes[] = {"voters",   "description",
+                                      "tier",     "slurm.SchedulerParameters",
+                                      "slurm.A1", "slurm.x"};
     static const char *const no[] = {"cluster_name",
                                      "cluster_id",
-                                     "tier",
+                                     "storage",
+                                     "storage_term",
                                      "join_pub",
                                      "controller",
                                      "x",
@@ -1021,6 +1025,87 @@ static void test_payload_is_compact_json(void **state)
     free(text);
 }
 
+static json_t *secret_op(const char *name, const char *hex)
+{
+    return json_pack("{s:s,s:s,s:s}", "op", "secret_set", "name", name, "value",
+                     hex);
+}
+
+/* The database password: set once, never replaced, only its name. */
+static void test_secret_set_once(void **state)
+{
+    struct fixture *fx = *state;
+    struct fsm_effects eff;
+    void *blob = NULL;
+    size_t len = 0;
+
+    apply_op(fx, 1, bootstrap_op());
+    eff = apply_op(fx, 2, secret_op(FSM_SECRET_DB_PASSWORD, "00ff10"));
+    assert_true(eff.secret_changed);
+    assert_int_equal(
+        store_get_blob(fx->s, FSM_SECRET_DB_PASSWORD, &blob, &len, NULL), 1);
+    assert_int_equal(len, 3);
+    assert_memory_equal(blob, "\x00\xff\x10", 3);
+    free(blob);
+    blob = NULL;
+    eff = apply_op(fx, 3, secret_op(FSM_SECRET_DB_PASSWORD, "aaaa"));
+    assert_false(eff.secret_changed);
+    assert_non_null(strstr(eff.why, "already set"));
+    assert_int_equal(
+        store_get_blob(fx->s, FSM_SECRET_DB_PASSWORD, &blob, &len, NULL), 1);
+    assert_int_equal(len, 3); /* the first value stays */
+    free(blob);
+    /* other names (the munge key!) and non-hex values are ignored */
+    eff = apply_op(fx, 4, secret_op("munge_key", "00"));
+    assert_false(eff.secret_changed);
+    assert_ignored(&eff);
+    eff = apply_op(fx, 5, secret_op("other", "zz"));
+    assert_ignored(&eff);
+}
+
+static json_t *storage_op(json_int_t storage, json_int_t replica,
+                          json_int_t term)
+{
+    return json_pack("{s:s,s:I,s:I,s:I}", "op", "storage", "storage", storage,
+                     "replica", replica, "term", term);
+}
+
+/* Storage placement: known active members, terms only grow. */
+static void test_storage_placement(void **state)
+{
+    struct fixture *fx = *state;
+    struct fsm_effects eff;
+
+    bootstrap_with_token(fx, 2);
+    apply_op(fx, 3, member_add_op("node-2", 2, TOKEN_ID, 500));
+    eff = apply_op(fx, 4, storage_op(1, 0, 1));
+    assert_true(eff.storage_changed);
+    assert_config(fx->s, "storage", "1");
+    assert_config(fx->s, "storage_replica", "0");
+    assert_config(fx->s, "storage_term", "1");
+    eff = apply_op(fx, 5, storage_op(3, 1, 2)); /* failed over to node-2 */
+    assert_true(eff.storage_changed);
+    assert_config(fx->s, "storage", "3");
+    assert_config(fx->s, "storage_replica", "1");
+    assert_config(fx->s, "storage_term", "2");
+    /* a late entry of an older term, an unknown member, the same host
+     * twice, malformed: ignored, nothing changes
+     */
+    eff = apply_op(fx, 6, storage_op(1, 0, 2));
+    assert_false(eff.storage_changed);
+    assert_non_null(strstr(eff.why, "term"));
+    eff = apply_op(fx, 7, storage_op(99, 0, 3));
+    assert_false(eff.storage_changed);
+    eff = apply_op(fx, 8, storage_op(1, 99, 3));
+    assert_false(eff.storage_changed);
+    eff = apply_op(fx, 9, storage_op(1, 1, 3));
+    assert_false(eff.storage_changed);
+    eff = apply_op(fx, 10, storage_op(0, 0, 3));
+    assert_false(eff.storage_changed);
+    assert_config(fx->s, "storage", "3");
+    assert_config(fx->s, "storage_term", "2");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1055,6 +1140,8 @@ int main(void)
         T(test_store_failure_rolls_back_bootstrap),
         T(test_store_failure_rolls_back_member_add),
         T(test_payload_is_compact_json),
+        T(test_secret_set_once),
+        T(test_storage_placement),
     };
     // clang-format on
     int failed;
