@@ -1367,3 +1367,85 @@ out:
     close(fd);
     return rc;
 }
+
+/* A user or account name sacctmgr can take and we can pass unquoted. */
+static bool acct_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+
+    if (len < 1 || len > 32 || !((n[0] >= 'a' && n[0] <= 'z') || n[0] == '_'))
+        return false;
+    for (const char *c = n; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-' || *c == '.'))
+            return false;
+    return true;
+}
+
+int acct_register_users(const char *cluster, const char *account,
+                        const char *const *users, size_t n,
+                        const char *slurm_conf, const char *log_path,
+                        double timeout, err_t *err)
+{
+    struct run *r = malloc(sizeof(*r));
+    char acct_arg[64], cluster_arg[80], list[4096];
+    double end = mono_now() + timeout;
+    size_t len = 0, added = 0;
+    int rc = -1;
+
+    if (!r)
+        return errprintf_errno(err, "registering users");
+    memset(r, 0, sizeof(*r));
+    if (check_cluster_name(cluster, err) < 0)
+        goto out;
+    if (!acct_name_ok(account)) {
+        errprintf(err, "account name '%s' is not one sacctmgr can take",
+                  account);
+        goto out;
+    }
+    snprintf(acct_arg, sizeof(acct_arg), "Account=%s", account);
+    snprintf(cluster_arg, sizeof(cluster_arg), "Cluster=%s", cluster);
+    const char *add[] = {"sacctmgr",
+                         "-i",
+                         "add",
+                         "account",
+                         account,
+                         cluster_arg,
+                         "Description=peerd_users",
+                         "Organization=peerd",
+                         NULL};
+    if (sacctmgr(r, add, slurm_conf, log_path, timeout, err) < 0)
+        goto out;
+    /* exit 1 with " Nothing new added." when it exists */
+    if (r->timed_out || said_error(r) ||
+        !(strstr(r->out, "Adding Account") || strstr(r->out, "Nothing new"))) {
+        run_failed(r, "sacctmgr add account", err);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(users[i]);
+        if (!acct_name_ok(users[i]) || len + k + 2 > sizeof(list))
+            continue; /* a name sacctmgr would not take: left out */
+        len += snprintf(list + len, sizeof(list) - len, "%s%s", len ? "," : "",
+                        users[i]);
+        added++;
+    }
+    if (added) {
+        double left = end - mono_now();
+        const char *addu[] = {"sacctmgr", "-i",     "add",       "user",
+                              list,       acct_arg, cluster_arg, NULL};
+        if (sacctmgr(r, addu, slurm_conf, log_path, left > 1 ? left : 1, err) <
+            0)
+            goto out;
+        if (r->timed_out || said_error(r) ||
+            !(strstr(r->out, "Adding User") || strstr(r->out, "Nothing new") ||
+              strstr(r->out, "Associations"))) {
+            run_failed(r, "sacctmgr add user", err);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(r);
+    return rc;
+}

@@ -208,6 +208,17 @@ int acct_bootstrap_db(const struct acct_layout *l, const char *password,
 int acct_register_cluster(const char *cluster, const char *slurm_conf,
                           const char *log_path, double timeout, err_t *err);
 
+/* Make the account (Organization peerd) and the users (each with an
+ * association to it on cluster, so that their jobs are accounted to it),
+ * idempotently.  Names sacctmgr would not take are left out.  Returns
+ * 0 or -1 with err.
+ */
+#define ACCT_USERS_ACCOUNT "users"
+int acct_register_users(const char *cluster, const char *account,
+                        const char *const *users, size_t n,
+                        const char *slurm_conf, const char *log_path,
+                        double timeout, err_t *err);
+
 /* Health: does MariaDB answer on its socket?  Logs in as MariaDB's root
  * (socket authentication: the caller must be root) and quits, within
  * timeout seconds; a bare connect-and-hang-up would make the server log

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include "node/hostsfile.h"
 #include "node/log.h"
 #include "node/peerd.h"
+#include "node/replica.h"
 #include "node/storage.h"
 #include "store/members.h"
 
@@ -33,6 +35,11 @@ static const char *const role_names[] = {"none", "primary", "replica"};
     30.0                 /* slurmdbd unhealthy: set the password again         \
                           */
 #define DISK_LOW_MB 64.0 /* less free under the datadir: say so */
+#define REPLICA_CHECK_EVERY 2.0
+#define STORAGE_UID_MIN 1000
+#define STORAGE_MAX_USERS 256
+#define REPLICA_RETRY 10.0
+#define REPLICA_FOLLOW_TIMEOUT 300.0
 
 /* What the main loop wants of the worker. */
 struct want {
@@ -41,6 +48,8 @@ struct want {
     bool have_password;
     char password[129];
     pid_t db_pid, dbd_pid; /* the services' processes, 0: none */
+    bool multi;
+    char primary[64]; /* the storage host's address (a replica follows) */
 };
 
 /* What the worker found. */
@@ -55,6 +64,14 @@ struct seen {
     char db_detail[200];
     char db_logged[200];    /* its log's last [ERROR] line, while down */
     pid_t bootstrapped_pid; /* MariaDB process the database was made in */
+    bool primary_ready;     /* promoted and set up: slurmdbd may start */
+    /* replica (multi) */
+    struct replica_status repl;
+    double repl_at; /* last status; 0: none */
+    char repl_error[256];
+    double follow_took; /* seconds the last rebuild took */
+    struct replica_promotion promotion;
+    bool promoted; /* promotion holds a replica's promotion */
     /* slurmdbd, from this host through SLURM_DBD_ALIAS */
     double dbd_at;
     pid_t dbd_checked_pid;
@@ -69,7 +86,8 @@ struct seen {
 
 struct storage {
     struct acct_layout layout;
-    bool services; /* mariadb and slurmdbd added to the supervisor */
+    bool services;   /* mariadb and slurmdbd added to the supervisor */
+    bool users_done; /* worker: users registered (register_users) */
     char no_services[200];
     int svc_db, svc_dbd;
     pthread_t thread;
@@ -233,6 +251,41 @@ static void check_slurmdbd(struct storage *s, const struct want *w)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The people of this host (uid STORAGE_UID_MIN up to nobody, as
+ * Debian's adduser makes them, with a login shell) into the account
+ * ACCT_USERS_ACCOUNT, so that their jobs carry an account; root's association
+ * comes with the cluster.  Once per primary.
+ */
+static void register_users(struct storage *s)
+{
+    char *names[STORAGE_MAX_USERS], buf[1024];
+    struct passwd pw, *got;
+    size_t n = 0;
+    err_t err = {{0}};
+    FILE *f = fopen("/etc/passwd", "re");
+
+    if (f) {
+        while (n < STORAGE_MAX_USERS &&
+               fgetpwent_r(f, &pw, buf, sizeof(buf), &got) == 0)
+            if (pw.pw_uid >= STORAGE_UID_MIN && pw.pw_uid < 65534 &&
+                !strstr(pw.pw_shell, "nologin") &&
+                !strstr(pw.pw_shell, "/false"))
+                names[n++] = strdup(pw.pw_name);
+        fclose(f);
+    }
+    if (acct_register_users(s->cluster_name, ACCT_USERS_ACCOUNT,
+                            (const char *const *)names, n, s->slurm_conf,
+                            s->layout.setup_log, 30.0, &err) < 0) {
+        log_warnx("accounting: %s", err.text);
+    } else {
+        log_info("accounting: account %s with %zu user(s) of this host",
+                 ACCT_USERS_ACCOUNT, n);
+        s->users_done = true;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+}
+
 /* The primary's steps, each once per MariaDB process (or when slurmdbd
  * keeps failing: a password changed behind peerd's back is put back).
  */
@@ -253,7 +306,33 @@ static void primary_steps(struct storage *s, const struct want *w,
     if (boot && !dbd_ok && w->dbd_pid > 0 && mono() >= *rebootstrap_at)
         boot = false; /* slurmdbd cannot log in: set the password again */
     if (!boot) {
+        struct replica_promotion pr = {0};
         *rebootstrap_at = mono() + REBOOTSTRAP_EVERY;
+        /* a replica that becomes the storage host: applies what it
+         * received, stops replicating, becomes writable (a no-op on a
+         * primary)
+         */
+        if (replica_promote(&s->layout, 30.0, &pr, &err) < 0) {
+            log_warnx("accounting: promoting the replica: %s", err.text);
+            set_error(s, err.text);
+            return;
+        }
+        if (pr.was_replica) {
+            log_info("accounting: replica promoted to primary after %.2f s "
+                     "(%s, at %s)%s%s",
+                     pr.waited, pr.caught_up ? "caught up" : "NOT caught up",
+                     pr.gtid, pr.sql_error[0] ? ": " : "", pr.sql_error);
+            pthread_mutex_lock(&s->mu);
+            s->seen.promotion = pr;
+            s->seen.promoted = true;
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (w->multi &&
+            replica_primary_setup(&s->layout, w->password, 30.0, &err) < 0) {
+            log_warnx("accounting: %s", err.text);
+            set_error(s, err.text);
+            return;
+        }
         if (acct_bootstrap_db(&s->layout, w->password, 30.0, &err) < 0) {
             log_warnx("accounting: %s", err.text);
             set_error(s, err.text);
@@ -263,6 +342,7 @@ static void primary_steps(struct storage *s, const struct want *w,
                  ACCT_DB_NAME);
         pthread_mutex_lock(&s->mu);
         s->seen.bootstrapped_pid = w->db_pid;
+        s->seen.primary_ready = true;
         s->seen.error[0] = '\0';
         pthread_mutex_unlock(&s->mu);
     }
@@ -278,6 +358,68 @@ static void primary_steps(struct storage *s, const struct want *w,
         s->seen.registered = true;
         pthread_mutex_unlock(&s->mu);
     }
+    if (dbd_ok && !s->users_done)
+        register_users(s);
+}
+
+/* A replica's steps: keep replicating the storage host's MariaDB,
+ * rebuilding from a dump when that is what it takes.
+ */
+static void replica_steps(struct storage *s, const struct want *w, double *next)
+{
+    struct replica_status st = {0};
+    err_t err = {{0}};
+    bool db_ok;
+    double t0;
+
+    pthread_mutex_lock(&s->mu);
+    db_ok = s->seen.db_ok && s->seen.db_checked_pid == w->db_pid;
+    pthread_mutex_unlock(&s->mu);
+    if (!db_ok || !w->have_password || !w->primary[0] || mono() < *next)
+        return;
+    *next = mono() + REPLICA_CHECK_EVERY;
+    if (replica_status(&s->layout, 10.0, &st, &err) < 0) {
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->seen.repl_error, sizeof(s->seen.repl_error), "%s",
+                 err.text);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    switch (replica_next_action(&st, w->primary, ACCT_DB_PORT)) {
+    case REPLICA_START:
+        if (replica_start(&s->layout, 30.0, &err) < 0)
+            log_warnx("accounting: starting replication: %s", err.text);
+        break;
+    case REPLICA_REBUILD:
+        t0 = mono();
+        log_info("accounting: rebuilding the replica from %s:%d", w->primary,
+                 ACCT_DB_PORT);
+        if (replica_follow(&s->layout, w->primary, ACCT_DB_PORT, w->password,
+                           REPLICA_FOLLOW_TIMEOUT, &err) < 0) {
+            log_warnx("accounting: replica of %s: %s", w->primary, err.text);
+            *next = mono() + REPLICA_RETRY;
+        } else {
+            log_info("accounting: replicating %s (rebuilt in %.2f s)",
+                     w->primary, mono() - t0);
+            pthread_mutex_lock(&s->mu);
+            s->seen.follow_took = mono() - t0;
+            pthread_mutex_unlock(&s->mu);
+        }
+        replica_status(&s->layout, 10.0, &st, NULL);
+        break;
+    case REPLICA_FOLLOWING:
+    case REPLICA_WAIT:
+        break;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->seen.repl = st;
+    s->seen.repl_at = mono();
+    snprintf(s->seen.repl_error, sizeof(s->seen.repl_error), "%s",
+             err.text[0]                        ? err.text
+             : st.io_error[0] && !st.io_running ? st.io_error
+             : st.sql_error[0]                  ? st.sql_error
+                                                : "");
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void write_conf(struct storage *s, const struct want *w)
@@ -309,7 +451,7 @@ static void write_conf(struct storage *s, const struct want *w)
 static void *worker(void *arg)
 {
     struct storage *s = arg;
-    double prepare_at = 0, dbd_at = 0, rebootstrap_at = 0;
+    double prepare_at = 0, dbd_at = 0, rebootstrap_at = 0, repl_at = 0;
     struct want w;
 
     for (;;) {
@@ -356,6 +498,8 @@ static void *worker(void *arg)
         }
         if (w.role == ROLE_PRIMARY && s->services)
             primary_steps(s, &w, &rebootstrap_at);
+        if (w.role == ROLE_REPLICA && s->services)
+            replica_steps(s, &w, &repl_at);
 
         pthread_mutex_lock(&s->mu);
         if (!s->quit) {
@@ -844,7 +988,9 @@ void storage_tick(struct peerd *p, double now)
     if (s->want.role != role) {
         s->seen.conf_written = false;
         s->seen.bootstrapped_pid = 0;
+        s->seen.primary_ready = false;
         s->seen.registered = false;
+        s->seen.repl_at = 0;
         pthread_cond_signal(&s->cv);
     }
     s->want.role = role;
@@ -853,6 +999,9 @@ void storage_tick(struct peerd *p, double now)
     memcpy(s->want.password, s->password, sizeof(s->password));
     s->want.db_pid = s->services ? supervisor_pid(p->sv, s->svc_db) : 0;
     s->want.dbd_pid = s->services ? supervisor_pid(p->sv, s->svc_dbd) : 0;
+    s->want.multi = s->multi;
+    snprintf(s->want.primary, sizeof(s->want.primary), "%s", s->storage_addr);
+    bool ready = s->seen.primary_ready;
     prepared = s->seen.prepared;
     written = s->seen.conf_written;
     pthread_mutex_unlock(&s->mu);
@@ -861,8 +1010,9 @@ void storage_tick(struct peerd *p, double now)
         return;
     feed_health(p, s, now);
     set_enabled(p, s->svc_db, role != ROLE_NONE && prepared, now);
-    set_enabled(p, s->svc_dbd, role == ROLE_PRIMARY && prepared && written,
-                now);
+    /* slurmdbd only on a writable, set-up primary */
+    set_enabled(p, s->svc_dbd,
+                role == ROLE_PRIMARY && prepared && written && ready, now);
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -947,6 +1097,40 @@ json_t *storage_status_json(struct peerd *p, double now)
     } else {
         json_object_set_new(o, "disk", json_null());
     }
+    {
+        struct member m;
+        json_object_set_new(
+            o, "replica",
+            s->replica_id &&
+                    members_get(p->cluster.store, s->replica_id, &m, NULL) == 1
+                ? json_string(m.name)
+                : json_null());
+    }
+    if (role == ROLE_REPLICA && v.repl_at > 0) {
+        const struct replica_status *r = &v.repl;
+        json_object_set_new(
+            o, "replication",
+            json_pack("{s:s,s:b,s:b,s:b,s:o,s:s,s:s,s:o,s:f,s:f}", "primary",
+                      s->storage_addr, "configured", r->configured,
+                      "io_running", r->io_running, "sql_running",
+                      r->sql_running, "seconds_behind",
+                      r->seconds_behind >= 0 ? json_integer(r->seconds_behind)
+                                             : json_null(),
+                      "gtid_received", r->gtid_io_pos, "gtid_applied",
+                      r->gtid_slave_pos, "error",
+                      v.repl_error[0] ? json_string(v.repl_error) : json_null(),
+                      "rebuilt_in", v.follow_took, "age", now - v.repl_at));
+    } else {
+        json_object_set_new(o, "replication", json_null());
+    }
+    if (v.promoted)
+        json_object_set_new(
+            o, "promotion",
+            json_pack("{s:b,s:f,s:s,s:s}", "caught_up", v.promotion.caught_up,
+                      "waited", v.promotion.waited, "gtid", v.promotion.gtid,
+                      "sql_error", v.promotion.sql_error));
+    else
+        json_object_set_new(o, "promotion", json_null());
     json_object_set_new(o, "error",
                         error[0] ? json_string(error) : json_null());
     return o;

@@ -65,6 +65,12 @@ t_is "srun's step is accounted too" \
 t_is "sacctmgr show cluster: the cluster with its control host and port" \
     "$(th_run 1 sacctmgr -n -P show cluster format=cluster,controlhost,controlport)" \
     "mini1|$(th_addr 1)|6817"
+t_is "sacctmgr: the account 'users' exists, made by peerd" \
+    "$(th_run 1 sacctmgr -n -P show account users format=account,org)" "users|peerd"
+want=$(awk -F: '$3 >= 1000 && $3 < 65534 && $7 !~ /nologin|\/false/ { print $1 }' /etc/passwd | sort | tr '\n' ' ')
+t_is "sacctmgr: every person of the host has an association to it (${want:-none here})" \
+    "$(th_run 1 sacctmgr -n -P show assoc account=users format=user | grep . | sort | tr '\n' ' ')" \
+    "$want"
 t_ok "h1 is healthy with accounting" it_healthy 1
 
 # ---- micro switched to mini (h2, a cluster of its own) --------------------
