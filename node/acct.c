@@ -39,13 +39,13 @@
 #include <sodium.h>
 
 #include "node/acct.h"
+#include "node/child.h"
 #include "node/render.h"
 #include "store/file.h"
 
 #define CHILD_PATH                                                             \
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define INSTALL_TIMEOUT 120.0 /* mariadb-install-db: 1 s here */
-#define CAPTURE 8192          /* bytes of each output stream kept */
 #define BOOTSTRAP_OK "peerd-bootstrap-ok"
 /* In a datadir that is a mount point: the install has not finished. */
 #define INIT_MARKER ".peerd-initialising"
@@ -88,301 +88,6 @@ int acct_layout_init(const char *data_dir, struct acct_layout *l, err_t *err)
         PATHF(l->setup_log, "%s/log/acct.log", data_dir))
         return errprintf(err, "data dir path too long: %s", data_dir);
     return 0;
-}
-
-/* ---- children --------------------------------------------------------- */
-
-struct run {
-    /* in */
-    const char *const *argv; /* argv[0]: a name or a path */
-    const char *const *envp;
-    const char *input; /* stdin, or NULL for /dev/null */
-    const char *log_path;
-    double timeout;
-    /* out */
-    char out[CAPTURE], err[CAPTURE]; /* stdout, stderr (truncated) */
-    size_t out_len, err_len;
-    int status; /* wait status; -1 when someone else reaped the child */
-    bool timed_out;
-};
-
-/* The child side: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-run_child(const char *binary, const struct run *r, int in, int out, int errw,
-          int report, pid_t parent)
-{
-    sigset_t none;
-    int e;
-
-    setpgid(0, 0);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errw, 2) < 0 ||
-        dup2(report, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0 ||
-        close_range(4, ~0U, 0) < 0)
-        goto fail;
-    /* Dies with the thread that started it (peerd's, or the health
-     * thread), so a step never outlives its caller.
-     */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        goto fail;
-    if (getppid() != parent)
-        _exit(126);
-    execve(binary, (char *const *)r->argv, (char *const *)r->envp);
-fail:
-    e = errno;
-    if (write(3, &e, sizeof(e)) < 0) {
-        /* the parent sees a short read */
-    }
-    _exit(127);
-}
-
-static void keep(char *buf, size_t *len, const char *data, size_t n)
-{
-    size_t room = CAPTURE - 1 - *len;
-
-    if (n > room)
-        n = room;
-    memcpy(buf + *len, data, n);
-    *len += n;
-    buf[*len] = '\0';
-}
-
-/* Wait for pid until deadline; kill its group at the deadline.  Sets
- * r->status (-1 if it was reaped elsewhere).
- */
-static void run_reap(struct run *r, pid_t pid, double deadline)
-{
-    int st;
-
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            r->status = st;
-            return;
-        }
-        if (w < 0 && errno != EINTR) {
-            r->status = -1; /* ECHILD: reaped by the main loop */
-            return;
-        }
-        if (w == 0 && mono_now() >= deadline) {
-            r->timed_out = true;
-            killpg(pid, SIGKILL);
-            if (waitpid(pid, &st, 0) == pid)
-                r->status = st;
-            else
-                r->status = -1;
-            return;
-        }
-        if (w == 0) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-}
-
-/* Run r->argv to completion or r->timeout.  Returns 0 when the command
- * ran (look at r->status, r->timed_out and the output), -1 with err when
- * it could not be started.
- */
-static int run(struct run *r, err_t *err)
-{
-    char binary[PATH_MAX];
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
-    int report[2] = {-1, -1};
-    int logfd = -1, e = 0, rc = -1;
-    size_t sent = 0, input_len = r->input ? strlen(r->input) : 0;
-    double deadline = mono_now() + r->timeout;
-    ssize_t n;
-    pid_t pid;
-
-    r->out_len = r->err_len = 0;
-    r->out[0] = r->err[0] = '\0';
-    r->status = -1;
-    r->timed_out = false;
-    if (supervisor_resolve_binary(r->argv[0], binary, sizeof(binary)) < 0)
-        return errprintf(err, "cannot run %s: %s", r->argv[0],
-                         errno == ENOENT ? "not found (looked in PATH, "
-                                           "/usr/sbin and /usr/bin)"
-                                         : strerror(errno));
-    /* The log is a copy for a person; what matters is captured. */
-    if (r->log_path)
-        logfd =
-            open(r->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    /* stdin is a socket so that writing to a child that went away gives
-     * EPIPE (MSG_NOSIGNAL), not SIGPIPE, whatever the caller ignores.
-     */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) < 0 ||
-        pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-        pipe2(report, O_CLOEXEC) < 0) {
-        errprintf_errno(err, "cannot run %s", binary);
-        goto out;
-    }
-    if (!r->input)
-        shutdown(in[0], SHUT_WR); /* the child reads end-of-file at once */
-    if (logfd >= 0) {
-        char head[512];
-        int k = snprintf(head, sizeof(head), "--- %s", binary);
-        for (int i = 1; r->argv[i] && k < (int)sizeof(head) - 2; i++)
-            k += snprintf(head + k, sizeof(head) - k, " %s", r->argv[i]);
-        if (k > (int)sizeof(head) - 2)
-            k = (int)sizeof(head) - 2;
-        head[k++] = '\n';
-        if (write(logfd, head, k) < 0) {
-            /* the log is best effort */
-        }
-    }
-    pid_t parent = getpid();
-    pid = fork();
-    if (pid < 0) {
-        errprintf_errno(err, "cannot run %s: fork", binary);
-        goto out;
-    }
-    if (pid == 0)
-        run_child(binary, r, in[1], out[1], errp[1], report[1], parent);
-    setpgid(pid, pid); /* also here: no race with killpg */
-    close(in[1]);
-    close(out[1]);
-    close(errp[1]);
-    close(report[1]);
-    in[1] = out[1] = errp[1] = report[1] = -1;
-    do {
-        n = read(report[0], &e, sizeof(e));
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        run_reap(r, pid, deadline);
-        errno = e;
-        errprintf_errno(err, "cannot run %s", binary);
-        goto out;
-    }
-    if (!r->input) {
-        close(in[0]);
-        in[0] = -1;
-    }
-
-    while (out[0] >= 0 || errp[0] >= 0) {
-        struct pollfd pfd[3];
-        int nfd = 0, ms;
-        double left = deadline - mono_now();
-
-        if (left <= 0)
-            break;
-        ms = (int)(left * 1000) + 1;
-        int io = -1, oo = -1, eo = -1;
-        if (in[0] >= 0) {
-            io = nfd;
-            pfd[nfd++] = (struct pollfd){in[0], POLLOUT, 0};
-        }
-        if (out[0] >= 0) {
-            oo = nfd;
-            pfd[nfd++] = (struct pollfd){out[0], POLLIN, 0};
-        }
-        if (errp[0] >= 0) {
-            eo = nfd;
-            pfd[nfd++] = (struct pollfd){errp[0], POLLIN, 0};
-        }
-        if (poll(pfd, nfd, ms) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (io >= 0 && pfd[io].revents) {
-            n = send(in[0], r->input + sent, input_len - sent,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0)
-                sent += n;
-            if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
-                sent == input_len) {
-                close(in[0]); /* end of input, or the child stopped
-                                 reading: its output will say why */
-                in[0] = -1;
-            }
-        }
-        for (int k = 0; k < 2; k++) {
-            int at = k ? eo : oo;
-            int *fd = k ? &errp[0] : &out[0];
-            char chunk[4096];
-            if (at < 0 || !pfd[at].revents)
-                continue;
-            n = read(*fd, chunk, sizeof(chunk));
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            if (n <= 0) {
-                close(*fd);
-                *fd = -1;
-                continue;
-            }
-            if (k)
-                keep(r->err, &r->err_len, chunk, n);
-            else
-                keep(r->out, &r->out_len, chunk, n);
-            if (logfd >= 0 && write(logfd, chunk, n) < 0) {
-                /* best effort */
-            }
-        }
-    }
-    run_reap(r, pid, deadline);
-    rc = 0;
-out:
-    for (int i = 0; i < 2; i++) {
-        if (in[i] >= 0)
-            close(in[i]);
-        if (out[i] >= 0)
-            close(out[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-        if (report[i] >= 0)
-            close(report[i]);
-    }
-    if (logfd >= 0)
-        close(logfd);
-    return rc;
-}
-
-/* The last non-empty line of text (for an error message), copied. */
-static const char *last_line(const char *text, char *buf, size_t size)
-{
-    const char *end = text + strlen(text), *start;
-
-    while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-        end--;
-    start = end;
-    while (start > text && start[-1] != '\n')
-        start--;
-    snprintf(buf, size, "%.*s", (int)(end - start), start);
-    return buf;
-}
-
-/* Why a command failed, for a person: timeout, signal, exit code, and the
- * last line it printed on stderr (or stdout).
- */
-static int run_failed(const struct run *r, const char *what, err_t *err)
-{
-    char line[256];
-    const char *said =
-        last_line(r->err_len ? r->err : r->out, line, sizeof(line));
-
-    if (r->timed_out)
-        return errprintf(err, "%s: no answer within %.0f s (killed)%s%s", what,
-                         r->timeout, *said ? ": " : "", said);
-    if (r->status != -1 && WIFSIGNALED(r->status))
-        return errprintf(err, "%s: killed by signal %d%s%s", what,
-                         WTERMSIG(r->status), *said ? ": " : "", said);
-    if (r->status != -1 && WIFEXITED(r->status) && WEXITSTATUS(r->status))
-        return errprintf(err, "%s: exit %d%s%s", what, WEXITSTATUS(r->status),
-                         *said ? ": " : "", said);
-    return errprintf(err, "%s failed%s%s", what, *said ? ": " : "", said);
-}
-
-/* Exited 0, or was reaped elsewhere (the caller checks the output). */
-static bool run_ok(const struct run *r)
-{
-    if (r->timed_out)
-        return false;
-    if (r->status == -1)
-        return true;
-    return WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
 }
 
 /* ---- acct_prepare ----------------------------------------------------- */
@@ -533,7 +238,7 @@ static int init_datadir(const char *data_dir, struct acct_layout *l,
     char tmp[PATH_MAX], sys[PATH_MAX + 8], dbarg[PATH_MAX + 16], userarg[64];
     char marker[PATH_MAX];
     struct passwd *pw = getpwuid(l->db_uid);
-    struct run r = {0};
+    struct child r = {0};
     int fd;
 
     if (in_place) {
@@ -571,14 +276,14 @@ static int init_datadir(const char *data_dir, struct acct_layout *l,
     r.envp = envp;
     r.log_path = l->setup_log;
     r.timeout = INSTALL_TIMEOUT;
-    if (run(&r, err) < 0)
+    if (child_run(&r, err) < 0)
         return -1;
     snprintf(sys, sizeof(sys), "%s/mysql", tmp);
-    if (!run_ok(&r) || !is_dir(sys)) {
+    if (!child_ok(&r) || !is_dir(sys)) {
         char what[PATH_MAX + 64];
         snprintf(what, sizeof(what), "mariadb-install-db (see %s)",
                  l->setup_log);
-        return run_failed(&r, what, err);
+        return child_failed(&r, what, err);
     }
     if (in_place) {
         if (fsync_dir(tmp) < 0 || unlink(marker) < 0 || fsync_dir(tmp) < 0)
@@ -950,7 +655,7 @@ int acct_bootstrap_db(const struct acct_layout *l, const char *password,
                       double timeout, err_t *err)
 {
     char sock[PATH_MAX + 16], sql[2048];
-    struct run r = {0};
+    struct child r = {0};
     int rc = -1;
 
     if (!acct_password_ok(password))
@@ -984,10 +689,10 @@ int acct_bootstrap_db(const struct acct_layout *l, const char *password,
     r.input = sql;
     r.log_path = l->setup_log;
     r.timeout = timeout;
-    if (run(&r, err) < 0)
+    if (child_run(&r, err) < 0)
         goto out;
-    if (!run_ok(&r) || !strstr(r.out, BOOTSTRAP_OK)) {
-        run_failed(&r, "creating the accounting database", err);
+    if (!child_ok(&r) || !strstr(r.out, BOOTSTRAP_OK)) {
+        child_failed(&r, "creating the accounting database", err);
         goto out;
     }
     rc = 0;
@@ -1000,7 +705,7 @@ int acct_sql(const struct acct_layout *l, const char *sql, double timeout,
              char *out, size_t outcap, err_t *err)
 {
     char sock[PATH_MAX + 16], text[8192];
-    struct run r = {0};
+    struct child r = {0};
     int rc = -1;
 
     if (snprintf(text, sizeof(text), "%s\nSELECT '" ACCT_SQL_OK "';\n", sql) >=
@@ -1016,11 +721,11 @@ int acct_sql(const struct acct_layout *l, const char *sql, double timeout,
     r.input = text;
     r.log_path = NULL; /* the SQL may hold a password */
     r.timeout = timeout;
-    if (run(&r, err) < 0)
+    if (child_run(&r, err) < 0)
         goto out;
     char *ok = strstr(r.out, ACCT_SQL_OK);
-    if (!run_ok(&r) || !ok) {
-        run_failed(&r, "MariaDB", err);
+    if (!child_ok(&r) || !ok) {
+        child_failed(&r, "MariaDB", err);
         goto out;
     }
     if (out && outcap) {
@@ -1099,7 +804,7 @@ int acct_parse_clusters(const char *text, const char *cluster,
 }
 
 /* sacctmgr with SLURM_CONF, bounded. */
-static int sacctmgr(struct run *r, const char *const *argv,
+static int sacctmgr(struct child *r, const char *const *argv,
                     const char *slurm_conf, const char *log_path,
                     double timeout, err_t *err)
 {
@@ -1112,7 +817,7 @@ static int sacctmgr(struct run *r, const char *const *argv,
     r->input = NULL;
     r->log_path = log_path;
     r->timeout = timeout;
-    return run(r, err);
+    return child_run(r, err);
 }
 
 static const char *const show_cluster[] = {
@@ -1123,7 +828,7 @@ static const char *const show_cluster[] = {
 /* sacctmgr prints "sacctmgr: error: ..." on stderr when slurmdbd does not
  * answer, and exits 1.
  */
-static bool said_error(const struct run *r)
+static bool said_error(const struct child *r)
 {
     return strstr(r->err, "error") != NULL;
 }
@@ -1131,7 +836,7 @@ static bool said_error(const struct run *r)
 int acct_ping_slurmdbd(const char *slurm_conf, const char *cluster,
                        double timeout, struct acct_cluster *c, err_t *err)
 {
-    struct run *r = malloc(sizeof(*r));
+    struct child *r = malloc(sizeof(*r));
     int rc = -1;
 
     memset(c, 0, sizeof(*c));
@@ -1140,8 +845,8 @@ int acct_ping_slurmdbd(const char *slurm_conf, const char *cluster,
     memset(r, 0, sizeof(*r));
     if (sacctmgr(r, show_cluster, slurm_conf, NULL, timeout, err) < 0)
         goto out;
-    if (!run_ok(r) || said_error(r)) {
-        run_failed(r, "slurmdbd", err);
+    if (!child_ok(r) || said_error(r)) {
+        child_failed(r, "slurmdbd", err);
         goto out;
     }
     if (acct_parse_clusters(r->out, cluster, c) < 0) {
@@ -1157,7 +862,7 @@ out:
 int acct_register_cluster(const char *cluster, const char *slurm_conf,
                           const char *log_path, double timeout, err_t *err)
 {
-    struct run *r = malloc(sizeof(*r));
+    struct child *r = malloc(sizeof(*r));
     struct acct_cluster c;
     double end = mono_now() + timeout;
     int rc = -1;
@@ -1174,7 +879,7 @@ int acct_register_cluster(const char *cluster, const char *slurm_conf,
     if (r->timed_out || said_error(r) ||
         !(strstr(r->out, "Adding Cluster") ||
           strstr(r->out, "already exists"))) {
-        run_failed(r, "sacctmgr add cluster", err);
+        child_failed(r, "sacctmgr add cluster", err);
         goto out;
     }
     /* Whatever the exit status said (or if we did not get it): listed? */
@@ -1182,8 +887,8 @@ int acct_register_cluster(const char *cluster, const char *slurm_conf,
     if (sacctmgr(r, show_cluster, slurm_conf, log_path, left > 1 ? left : 1,
                  err) < 0)
         goto out;
-    if (!run_ok(r) || said_error(r)) {
-        run_failed(r, "sacctmgr show cluster", err);
+    if (!child_ok(r) || said_error(r)) {
+        child_failed(r, "sacctmgr show cluster", err);
         goto out;
     }
     if (acct_parse_clusters(r->out, cluster, &c) < 0 || !c.registered) {
@@ -1387,7 +1092,7 @@ int acct_register_users(const char *cluster, const char *account,
                         const char *slurm_conf, const char *log_path,
                         double timeout, err_t *err)
 {
-    struct run *r = malloc(sizeof(*r));
+    struct child *r = malloc(sizeof(*r));
     char acct_arg[64], cluster_arg[80], list[4096];
     double end = mono_now() + timeout;
     size_t len = 0, added = 0;
@@ -1419,7 +1124,7 @@ int acct_register_users(const char *cluster, const char *account,
     /* exit 1 with " Nothing new added." when it exists */
     if (r->timed_out || said_error(r) ||
         !(strstr(r->out, "Adding Account") || strstr(r->out, "Nothing new"))) {
-        run_failed(r, "sacctmgr add account", err);
+        child_failed(r, "sacctmgr add account", err);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1440,7 +1145,7 @@ int acct_register_users(const char *cluster, const char *account,
         if (r->timed_out || said_error(r) ||
             !(strstr(r->out, "Adding User") || strstr(r->out, "Nothing new") ||
               strstr(r->out, "Associations"))) {
-            run_failed(r, "sacctmgr add user", err);
+            child_failed(r, "sacctmgr add user", err);
             goto out;
         }
     }

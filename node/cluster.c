@@ -171,15 +171,21 @@ static int set_local_u64(struct cluster *c, const char *key, uint64_t v,
     return store_set(c->store, STORE_LOCAL, key, text, err);
 }
 
-static uint64_t get_local_u64(struct cluster *c, const char *key)
+static uint64_t table_u64(struct cluster *c, enum store_table t,
+                          const char *key)
 {
     char *v = NULL;
     uint64_t n = 0;
 
-    if (store_get(c->store, STORE_LOCAL, key, &v, NULL) == 1 && v)
+    if (store_get(c->store, t, key, &v, NULL) == 1 && v)
         n = strtoull(v, NULL, 10);
     free(v);
     return n;
+}
+
+static uint64_t get_local_u64(struct cluster *c, const char *key)
+{
+    return table_u64(c, STORE_LOCAL, key);
 }
 
 /* Write the cluster's first two entries (the bootstrap operation, then
@@ -431,6 +437,11 @@ char *cluster_encrypt_hex(struct cluster *c, const char *name,
                           const secret_t *plain, err_t *err)
 {
     return sealed_hex(c, name, plain, err);
+}
+
+uint64_t cluster_config_u64(struct cluster *c, const char *key)
+{
+    return table_u64(c, STORE_CONFIG, key);
 }
 
 void cluster_reload_tier(struct cluster *c)

@@ -92,6 +92,9 @@ int cluster_get_secret(struct cluster *c, const char *name, secret_t **out,
 char *cluster_encrypt_hex(struct cluster *c, const char *name,
                           const secret_t *plain, err_t *err);
 
+/* A numeric config value (member ids, terms); 0 when unset. */
+uint64_t cluster_config_u64(struct cluster *c, const char *key);
+
 /* Read the tier again (it can be changed with config set tier). */
 void cluster_reload_tier(struct cluster *c);
 

@@ -231,6 +231,25 @@ static void print_status(json_t *st)
                                             ? "answers"
                                             : "DOES NOT ANSWER");
         printf("\n");
+        json_t *rp = json_object_get(ac, "replication");
+        if (json_is_string(json_object_get(ac, "replica")))
+            printf("            replica on %s\n", str(ac, "replica"));
+        if (json_is_object(rp)) {
+            json_t *behind = json_object_get(rp, "seconds_behind");
+            printf("            this host replicates %s: receiving %s, "
+                   "applying %s",
+                   str(rp, "primary"),
+                   json_is_true(json_object_get(rp, "io_running")) ? "yes"
+                                                                   : "NO",
+                   json_is_true(json_object_get(rp, "sql_running")) ? "yes"
+                                                                    : "NO");
+            if (json_is_integer(behind))
+                printf(", %lld s behind",
+                       (long long)json_integer_value(behind));
+            printf("\n");
+            if (json_is_string(json_object_get(rp, "error")))
+                printf("            replication: %s\n", str(rp, "error"));
+        }
         if (json_is_string(json_object_get(ac, "error")))
             printf("            ERROR: %s\n", str(ac, "error"));
     }

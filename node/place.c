@@ -20,25 +20,14 @@
     2.0 /* SIGTERM, then SIGKILL (the fence                                    \
            kills at the lease end anyway) */
 
-static uint64_t config_u64(struct peerd *p, const char *key)
-{
-    char *v = NULL;
-    uint64_t n = 0;
-
-    if (store_get(p->cluster.store, STORE_CONFIG, key, &v, NULL) == 1 && v)
-        n = strtoull(v, NULL, 10);
-    free(v);
-    return n;
-}
-
 void place_load(struct peerd *p)
 {
     struct member m;
     int port;
 
-    p->controller_id = config_u64(p, "controller");
-    p->ctl_term = config_u64(p, "controller_term");
-    p->first_job_id = config_u64(p, "first_job_id");
+    p->controller_id = cluster_config_u64(&p->cluster, "controller");
+    p->ctl_term = cluster_config_u64(&p->cluster, "controller_term");
+    p->first_job_id = cluster_config_u64(&p->cluster, "first_job_id");
     p->ctl_name[0] = p->ctl_addr[0] = '\0';
     if (p->controller_id &&
         members_get(p->cluster.store, p->controller_id, &m, NULL) == 1) {

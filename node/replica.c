@@ -38,6 +38,7 @@
 
 #include <sodium.h>
 
+#include "node/child.h"
 #include "node/replica.h"
 #include "node/supervise.h"
 
@@ -45,8 +46,6 @@
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define STATUS_OK "peerd-status-ok"
 #define LOAD_OK "peerd-load-ok"
-#define OUT_CAP 16384   /* captured stdout: a status is about 2 KiB */
-#define ERR_CAP 4096    /* captured stderr */
 #define TAIL_CAP 65536  /* the end of a dump, where its GTID position is */
 #define POLL_EVERY 0.05 /* seconds between status checks */
 /* Server error 1236: the primary's binary log does not hold the position
@@ -253,10 +252,10 @@ int replica_parse_status(const char *text, struct replica_status *st,
     }
     if (!marker)
         return errprintf(err, "replication status: incomplete output");
-    st->relay_applied = st->configured &&
-                        !strcmp(st->master_log_file,
-                                st->relay_master_log_file) &&
-                        st->read_pos == st->exec_pos;
+    st->relay_applied =
+        st->configured &&
+        !strcmp(st->master_log_file, st->relay_master_log_file) &&
+        st->read_pos == st->exec_pos;
     return 0;
 }
 
@@ -306,226 +305,6 @@ enum replica_action replica_next_action(const struct replica_status *st,
     if (st->io_running && st->sql_running && st->read_only)
         return REPLICA_FOLLOWING;
     return REPLICA_START;
-}
-
-/* ---- children --------------------------------------------------------- */
-
-struct child {
-    /* in */
-    const char *const *argv; /* argv[0]: a name or a path */
-    const char *const *envp;
-    int in_fd;  /* stdin, or -1 for /dev/null */
-    int out_fd; /* stdout, or -1 to capture it */
-    double timeout;
-    /* out */
-    char out[OUT_CAP], err[ERR_CAP];
-    size_t out_len, err_len;
-    int status; /* wait status; -1 when reaped by someone else */
-    bool timed_out;
-};
-
-/* The child side: only async-signal-safe calls from here to execve. */
-static void __attribute__((noreturn))
-child_exec(const char *path, const struct child *c, int in, int out, int err,
-           int report, pid_t parent)
-{
-    sigset_t none;
-    int e;
-
-    setpgid(0, 0);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        _exit(126);
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
-        dup2(report, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0 ||
-        close_range(4, ~0U, 0) < 0)
-        goto fail;
-    execve(path, (char *const *)c->argv, (char *const *)c->envp);
-fail:
-    e = errno;
-    if (write(3, &e, sizeof(e)) < 0) {
-        /* the parent sees no report and an exit 127 */
-    }
-    _exit(127);
-}
-
-static void gather(char *buf, size_t *len, size_t cap, const char *data,
-                   size_t n)
-{
-    if (n > cap - 1 - *len)
-        n = cap - 1 - *len;
-    memcpy(buf + *len, data, n);
-    *len += n;
-    buf[*len] = '\0';
-}
-
-/* Wait for pid until the deadline, then kill its group. */
-static void child_reap(struct child *c, pid_t pid, double deadline)
-{
-    int st;
-
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) {
-            c->status = st;
-            return;
-        }
-        if (w < 0 && errno != EINTR) {
-            c->status = -1; /* ECHILD: peerd's main loop reaped it */
-            return;
-        }
-        if (w == 0 && mono_now() >= deadline) {
-            c->timed_out = true;
-            killpg(pid, SIGKILL);
-            c->status = waitpid(pid, &st, 0) == pid ? st : -1;
-            return;
-        }
-        if (w == 0)
-            pause_for(0.01);
-    }
-}
-
-/* Run c->argv to its end or c->timeout.  Returns 0 when it ran (see
- * c->status, c->timed_out and the output), -1 with err when it could not
- * be started.
- */
-static int child_run(struct child *c, err_t *err)
-{
-    char path[PATH_MAX];
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, report[2] = {-1, -1};
-    int null = -1, e = 0, rc = -1;
-    double deadline = mono_now() + c->timeout;
-    ssize_t n;
-    pid_t pid;
-
-    c->out_len = c->err_len = 0;
-    c->out[0] = c->err[0] = '\0';
-    c->status = -1;
-    c->timed_out = false;
-    if (supervisor_resolve_binary(c->argv[0], path, sizeof(path)) < 0)
-        return errprintf(err, "cannot run %s: not found", c->argv[0]);
-    if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0 ||
-        pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-        pipe2(report, O_CLOEXEC) < 0) {
-        errprintf_errno(err, "cannot run %s", path);
-        goto out;
-    }
-    pid_t parent = getpid();
-    if ((pid = fork()) < 0) {
-        errprintf_errno(err, "cannot run %s: fork", path);
-        goto out;
-    }
-    if (pid == 0)
-        child_exec(path, c, c->in_fd >= 0 ? c->in_fd : null,
-                   c->out_fd >= 0 ? c->out_fd : out[1], errp[1], report[1],
-                   parent);
-    setpgid(pid, pid); /* here too, so that killpg cannot miss */
-    close(out[1]);
-    close(errp[1]);
-    close(report[1]);
-    out[1] = errp[1] = report[1] = -1;
-    if (c->out_fd >= 0) { /* stdout goes elsewhere: nothing to read */
-        close(out[0]);
-        out[0] = -1;
-    }
-    do {
-        n = read(report[0], &e, sizeof(e));
-    } while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(e)) {
-        child_reap(c, pid, deadline);
-        errno = e;
-        errprintf_errno(err, "cannot run %s", path);
-        goto out;
-    }
-    while (out[0] >= 0 || errp[0] >= 0) {
-        struct pollfd pfd[2];
-        int *fds[2], nfd = 0;
-        double left = deadline - mono_now();
-
-        if (left <= 0)
-            break;
-        if (out[0] >= 0) {
-            fds[nfd] = &out[0];
-            pfd[nfd++] = (struct pollfd){out[0], POLLIN, 0};
-        }
-        if (errp[0] >= 0) {
-            fds[nfd] = &errp[0];
-            pfd[nfd++] = (struct pollfd){errp[0], POLLIN, 0};
-        }
-        if (poll(pfd, nfd, (int)(left * 1000) + 1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < nfd; i++) {
-            char chunk[4096];
-            if (!pfd[i].revents)
-                continue;
-            n = read(*fds[i], chunk, sizeof(chunk));
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            if (n <= 0) {
-                close(*fds[i]);
-                *fds[i] = -1;
-            } else if (*fds[i] == out[0]) {
-                gather(c->out, &c->out_len, sizeof(c->out), chunk, n);
-            } else {
-                gather(c->err, &c->err_len, sizeof(c->err), chunk, n);
-            }
-        }
-    }
-    child_reap(c, pid, deadline);
-    rc = 0;
-out:
-    for (int i = 0; i < 2; i++) {
-        if (out[i] >= 0)
-            close(out[i]);
-        if (errp[i] >= 0)
-            close(errp[i]);
-        if (report[i] >= 0)
-            close(report[i]);
-    }
-    if (null >= 0)
-        close(null);
-    return rc;
-}
-
-/* Exited 0, or reaped elsewhere (the caller checks the output). */
-static bool child_ok(const struct child *c)
-{
-    if (c->timed_out)
-        return false;
-    return c->status == -1 ||
-           (WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0);
-}
-
-/* Why a child failed, for a person: timeout, signal or exit code, and
- * the last line it wrote on stderr (or stdout).
- */
-static int child_failed(const struct child *c, const char *what, err_t *err)
-{
-    const char *text = c->err_len ? c->err : c->out;
-    const char *end = text + strlen(text), *start;
-    char said[300];
-
-    while (end > text && (end[-1] == '\n' || end[-1] == ' '))
-        end--;
-    for (start = end; start > text && start[-1] != '\n'; start--)
-        ;
-    snprintf(said, sizeof(said), "%s%.*s", end > start ? ": " : "",
-             (int)(end - start), start);
-    if (c->timed_out)
-        return errprintf(err, "%s: no answer within %.0f s (killed)%s", what,
-                         c->timeout, said);
-    if (c->status != -1 && WIFSIGNALED(c->status))
-        return errprintf(err, "%s: killed by signal %d%s", what,
-                         WTERMSIG(c->status), said);
-    if (c->status != -1 && WIFEXITED(c->status) && WEXITSTATUS(c->status))
-        return errprintf(err, "%s: exit %d%s", what, WEXITSTATUS(c->status),
-                         said);
-    return errprintf(err, "%s failed%s", what, said);
 }
 
 /* Append one line to the setup log (best effort; never the password). */
@@ -606,8 +385,7 @@ int replica_status(const struct acct_layout *l, double timeout,
         "'" STATUS_OK "' AS Peerd_Status",
         NULL};
     const char *envp[] = {CHILD_PATH, "LC_ALL=C", NULL};
-    *c = (struct child){
-        .argv = argv, .envp = envp, .in_fd = -1, .out_fd = -1};
+    *c = (struct child){.argv = argv, .envp = envp, .in_fd = -1, .out_fd = -1};
     c->timeout = timeout;
     if (child_run(c, err) < 0)
         goto out;
@@ -630,8 +408,8 @@ static void account_sql(char *sql, size_t cap, const char *password)
              "IDENTIFIED BY '%s';\n"
              "ALTER USER '" REPLICA_USER "'@'%%' IDENTIFIED BY '%s';\n"
              "GRANT REPLICATION SLAVE ON *.* TO '" REPLICA_USER "'@'%%';\n"
-             "GRANT SELECT, SHOW VIEW ON " ACCT_DB_NAME
-             ".* TO '" REPLICA_USER "'@'%%';\n"
+             "GRANT SELECT, SHOW VIEW ON " ACCT_DB_NAME ".* TO '" REPLICA_USER
+             "'@'%%';\n"
              "GRANT SELECT ON mysql.proc TO '" REPLICA_USER "'@'%%';\n"
              "SET SESSION sql_log_bin=1;\n",
              password, password);
@@ -675,8 +453,8 @@ static int load_path(const struct acct_layout *l, char *path, size_t cap,
 
     if (!slash)
         return errprintf(err, "replication: no data dir above %s", l->db_dir);
-    n = snprintf(path, cap, "%.*s/" REPLICA_LOAD_FILE,
-                 (int)(slash - l->db_dir), l->db_dir);
+    n = snprintf(path, cap, "%.*s/" REPLICA_LOAD_FILE, (int)(slash - l->db_dir),
+                 l->db_dir);
     if (n < 0 || (size_t)n >= cap)
         return errprintf(err, "replication: data dir path too long");
     return 0;
@@ -719,28 +497,18 @@ static int dump_primary(const struct acct_layout *l, struct child *c, int fd,
      * while the command line is anybody's to read
      */
     snprintf(pwenv, sizeof(pwenv), "MYSQL_PWD=%s", password);
-    const char *argv[] = {"mariadb-dump",
-                          "--no-defaults",
-                          "--protocol=tcp",
-                          host,
-                          portarg,
-                          "--user=" REPLICA_USER,
+    const char *argv[] = {"mariadb-dump", "--no-defaults", "--protocol=tcp",
+                          host, portarg, "--user=" REPLICA_USER,
                           /* one consistent snapshot; its binary log
                            * position comes from the snapshot itself
                            * (binlog_snapshot_file), so no FLUSH TABLES
                            * WITH READ LOCK and no RELOAD privilege
                            */
-                          "--single-transaction",
-                          "--master-data=2",
-                          "--gtid",
-                          "--routines",
-                          "--hex-blob",
-                          "--databases",
-                          ACCT_DB_NAME,
-                          NULL};
+                          "--single-transaction", "--master-data=2", "--gtid",
+                          "--routines", "--hex-blob", "--databases",
+                          ACCT_DB_NAME, NULL};
     const char *envp[] = {CHILD_PATH, "LC_ALL=C", pwenv, NULL};
-    *c = (struct child){
-        .argv = argv, .envp = envp, .in_fd = -1, .out_fd = fd};
+    *c = (struct child){.argv = argv, .envp = envp, .in_fd = -1, .out_fd = fd};
     c->timeout = left;
     if (child_run(c, err) < 0)
         goto out;
@@ -761,8 +529,9 @@ static int dump_primary(const struct acct_layout *l, struct child *c, int fd,
     tail[n] = '\0';
     if (replica_parse_dump_tail(tail, gtid, cap, err) < 0)
         goto out;
-    note(l, "--- replica: mariadb-dump from %s:%d: %lld bytes in %.2f s, at "
-            "GTID '%s'",
+    note(l,
+         "--- replica: mariadb-dump from %s:%d: %lld bytes in %.2f s, at "
+         "GTID '%s'",
          addr, port, (long long)sb.st_size, mono_now() - t0, gtid);
     rc = 0;
 out:
@@ -793,8 +562,7 @@ static int load_dump(const struct acct_layout *l, struct child *c,
         "mariadb",     "--no-defaults", "--protocol=socket",   sock,
         "--user=root", "--batch",       "--skip-column-names", NULL};
     const char *envp[] = {CHILD_PATH, "LC_ALL=C", NULL};
-    *c = (struct child){
-        .argv = argv, .envp = envp, .in_fd = fd, .out_fd = -1};
+    *c = (struct child){.argv = argv, .envp = envp, .in_fd = fd, .out_fd = -1};
     c->timeout = left;
     if (child_run(c, err) < 0)
         goto out;
@@ -884,8 +652,8 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
         errprintf_errno(err, "replication: cannot write %s", path);
         goto out;
     }
-    if (dump_primary(l, c, fd, primary_addr, primary_port, password, end,
-                     gtid, sizeof(gtid), err) < 0)
+    if (dump_primary(l, c, fd, primary_addr, primary_port, password, end, gtid,
+                     sizeof(gtid), err) < 0)
         goto out;
     if (lseek(fd, 0, SEEK_END) < 0 ||
         put_all(fd, "\nSELECT '" LOAD_OK "';\n") < 0) {
@@ -926,8 +694,7 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
              "MASTER_CONNECT_RETRY=%d;\n"
              "SET GLOBAL read_only=1;\n"
              "START SLAVE;\n",
-             gtid, primary_addr, primary_port, password,
-             REPLICA_CONNECT_RETRY);
+             gtid, primary_addr, primary_port, password, REPLICA_CONNECT_RETRY);
     if (sql_step(l, sql, end, "starting replication", NULL, 0, err) < 0)
         goto out;
     if (wait_running(l, end, err) < 0)

@@ -112,9 +112,13 @@ struct storage {
     bool have_password;
     char password[129];
     char password_error[200];
-    bool restart_ctl;   /* restart slurmctld once it may start */
-    double ctl_waiting; /* slurmctld waits for slurmdbd since */
-    bool proposing;     /* a storage entry in flight */
+    bool restart_ctl;     /* restart slurmctld once it may start */
+    bool dbd_was_down;    /* the last slurmdbd check failed */
+    bool settled;         /* caught up with the cluster since start */
+    double leader_since;  /* a leader known since (before settled) */
+    double nudge_seen_at; /* the check nudge_ctl last looked at */
+    double ctl_waiting;   /* slurmctld waits for slurmdbd since */
+    bool proposing;       /* a storage entry in flight */
     bool proposing_secret;
     double dead_since; /* storage host DEAD to SWIM since (leader) */
 };
@@ -515,17 +519,6 @@ static void *worker(void *arg)
 
 /* ---- committed state --------------------------------------------------- */
 
-static uint64_t config_u64(struct peerd *p, const char *key)
-{
-    char *v = NULL;
-    uint64_t n = 0;
-
-    if (store_get(p->cluster.store, STORE_CONFIG, key, &v, NULL) == 1 && v)
-        n = strtoull(v, NULL, 10);
-    free(v);
-    return n;
-}
-
 static void load_password(struct peerd *p, struct storage *s)
 {
     secret_t *pw = NULL;
@@ -564,9 +557,9 @@ static void load_placement(struct peerd *p, struct storage *s)
 
     s->accounting = p->cluster.tier && strcmp(p->cluster.tier, "micro") != 0;
     s->multi = p->cluster.tier && strcmp(p->cluster.tier, "multi") == 0;
-    s->storage_id = config_u64(p, "storage");
-    s->replica_id = config_u64(p, "storage_replica");
-    s->term = config_u64(p, "storage_term");
+    s->storage_id = cluster_config_u64(&p->cluster, "storage");
+    s->replica_id = cluster_config_u64(&p->cluster, "storage_replica");
+    s->term = cluster_config_u64(&p->cluster, "storage_term");
     s->storage_name[0] = s->storage_addr[0] = '\0';
     if (s->storage_id &&
         members_get(p->cluster.store, s->storage_id, &m, NULL) == 1) {
@@ -930,11 +923,55 @@ static void restart_ctl(struct peerd *p, struct storage *s, double now)
                                      : "accounting switched off");
 }
 
+/* slurmdbd answers again after it was away (its host died, storage
+ * moved): have slurmctld reconfigure, which makes it connect to
+ * slurmdbd again now instead of at its next retry.
+ */
+static void nudge_ctl(struct peerd *p, struct storage *s)
+{
+    bool ok;
+    double at;
+
+    pthread_mutex_lock(&s->mu);
+    ok = s->seen.dbd_ok;
+    at = s->seen.dbd_at;
+    pthread_mutex_unlock(&s->mu);
+    if (at <= 0 || at == s->nudge_seen_at)
+        return;
+    s->nudge_seen_at = at;
+    if (ok && s->dbd_was_down && p->controller && p->health && s->accounting) {
+        log_info("slurmdbd answers again: slurmctld reconnects to it");
+        health_reconfigure(p->health);
+    }
+    s->dbd_was_down = !ok;
+}
+
 /* ---- every round ------------------------------------------------------- */
 
-static enum role my_role(struct peerd *p, struct storage *s)
+/* A peer that starts takes its role only once it has caught up with the
+ * cluster: it has led, or followed a leader for STORAGE_SETTLE seconds.
+ * A storage host that was dead while storage moved elsewhere would
+ * otherwise come back as a primary from its stale state.
+ */
+static bool settled(struct peerd *p, struct storage *s, double now)
 {
-    if (!s->accounting || !s->services)
+    if (s->settled)
+        return true;
+    if (agree_is_leader(p->agree)) {
+        s->settled = true;
+    } else if (agree_leader(p->agree) == 0) {
+        s->leader_since = 0;
+    } else if (s->leader_since == 0) {
+        s->leader_since = now;
+    } else if (now - s->leader_since >= STORAGE_SETTLE) {
+        s->settled = true;
+    }
+    return s->settled;
+}
+
+static enum role my_role(struct peerd *p, struct storage *s, double now)
+{
+    if (!s->accounting || !s->services || !settled(p, s, now))
         return ROLE_NONE;
     if (s->storage_id == p->cluster.node_id)
         return ROLE_PRIMARY;
@@ -983,7 +1020,7 @@ void storage_tick(struct peerd *p, double now)
     if (!s || !p->sv)
         return;
     leader_tick(p, s, now);
-    role = p->stopping ? ROLE_NONE : my_role(p, s);
+    role = p->stopping ? ROLE_NONE : my_role(p, s, now);
     pthread_mutex_lock(&s->mu);
     if (s->want.role != role) {
         s->seen.conf_written = false;
@@ -1006,6 +1043,7 @@ void storage_tick(struct peerd *p, double now)
     written = s->seen.conf_written;
     pthread_mutex_unlock(&s->mu);
     restart_ctl(p, s, now);
+    nudge_ctl(p, s);
     if (!s->services)
         return;
     feed_health(p, s, now);

@@ -33,6 +33,10 @@ struct peerd;
  * moves storage to the replica (multi).
  */
 #define STORAGE_DEAD_GRACE 2.0
+/* Seconds a starting peer follows a leader before it takes a storage
+ * role from the committed state (which may be stale until then).
+ */
+#define STORAGE_SETTLE 2.0
 
 /* Set up (at start_slurm, after the Slurm services): the accounting
  * services (disabled) and the worker.  Returns 0 or -1 (logged); a host

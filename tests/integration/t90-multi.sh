@@ -100,6 +100,10 @@ it_field_is "$nr follows the new storage host" "${nr#h}" \
 th_peerd_start "$s" >/dev/null
 t_ok "$storage comes back and is healthy" it_wait_healthy "$s" 150 ||
     th_peerctl "$s" status >&2
+t_ok "$storage learns where storage is now ($replica)" \
+    th_wait_for 60 it_json_is "$s" .accounting.storage "$replica"
+t_is "$storage's peerd-dbd names $replica" \
+    "$(awk '$2 == "peerd-dbd" { print $1 }' "$(th_dir "$s")/hosts")" "$(th_addr "$r")"
 it_field_is "$storage no longer runs mariadb or slurmdbd" "$s" \
     '[.services[] | select(.name=="mariadb" or .name=="slurmdbd") | .state] | join(" ")' \
     "stopped stopped"
