@@ -113,7 +113,7 @@ struct storage {
     char password[129];
     char password_error[200];
     bool restart_ctl;     /* restart slurmctld once it may start */
-    bool dbd_was_down;    /* the last slurmdbd check failed */
+    char dbd_ok_addr[64]; /* where slurmdbd last answered */
     bool settled;         /* caught up with the cluster since start */
     double leader_since;  /* a leader known since (before settled) */
     double nudge_seen_at; /* the check nudge_ctl last looked at */
@@ -923,9 +923,11 @@ static void restart_ctl(struct peerd *p, struct storage *s, double now)
                                      : "accounting switched off");
 }
 
-/* slurmdbd answers again after it was away (its host died, storage
- * moved): have slurmctld reconfigure, which makes it connect to
- * slurmdbd again now instead of at its next retry.
+/* slurmdbd answers again, on another host than before (storage moved):
+ * slurmctld found the old one gone and retries only every so often
+ * (10-20 s were seen; `scontrol reconfigure` does not hurry it), so it
+ * is restarted (it saves its state first; jobs go on) to connect now and
+ * send what it kept meanwhile.
  */
 static void nudge_ctl(struct peerd *p, struct storage *s)
 {
@@ -936,14 +938,15 @@ static void nudge_ctl(struct peerd *p, struct storage *s)
     ok = s->seen.dbd_ok;
     at = s->seen.dbd_at;
     pthread_mutex_unlock(&s->mu);
-    if (at <= 0 || at == s->nudge_seen_at)
+    if (at <= 0 || at == s->nudge_seen_at || !ok)
         return;
     s->nudge_seen_at = at;
-    if (ok && s->dbd_was_down && p->controller && p->health && s->accounting) {
-        log_info("slurmdbd answers again: slurmctld reconnects to it");
-        health_reconfigure(p->health);
-    }
-    s->dbd_was_down = !ok;
+    if (s->dbd_ok_addr[0] && strcmp(s->dbd_ok_addr, s->storage_addr) != 0 &&
+        p->controller && s->accounting && !s->restart_ctl &&
+        supervisor_pid(p->sv, p->svc_slurmctld) > 0)
+        supervisor_restart(p->sv, p->svc_slurmctld,
+                           "slurmdbd moved: connect to it now");
+    snprintf(s->dbd_ok_addr, sizeof(s->dbd_ok_addr), "%s", s->storage_addr);
 }
 
 /* ---- every round ------------------------------------------------------- */
