@@ -94,8 +94,7 @@ int hostsfile_point(const char *path, const char *name, const char *addr,
 
     if (!buf)
         return -1;
-    snprintf(mine, sizeof(mine), "%s\t%s\t# peerd: the Slurm controller\n",
-             addr, name);
+    snprintf(mine, sizeof(mine), "%s\t%s\t# kept by peerd\n", addr, name);
     out = malloc(len + strlen(mine) + 2);
     if (!out) {
         free(buf);

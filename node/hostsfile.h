@@ -10,7 +10,7 @@
 
 #include "proto/err.h"
 
-/* Make `path` map name to addr (one line "addr name # peerd ...").  The
+/* Make `path` map name to addr (one line "addr name # kept by peerd").  The
  * file is replaced atomically (temp file, fsync, rename); where it is a
  * mount point (bind-mounted, rename gives EBUSY) it is rewritten in
  * place.  Returns 1 changed, 0 already so, -1 with err.

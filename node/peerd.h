@@ -53,6 +53,7 @@ struct peerd {
     uint64_t ctl_started_term; /* term slurmctld was last set up for here */
     fence_t *fence;
     double fence_until; /* what the fence was told */
+    double alias_at;    /* next check of the hosts file's aliases */
     struct handover {
         bool active;
         uint64_t to; /* 0: any voter */

@@ -185,6 +185,11 @@ void place_tick(struct peerd *p, double now)
 
     if (!p->slurm_started || !p->sv)
         return;
+    /* someone else may have edited the hosts file: put the name back */
+    if (now >= p->alias_at) {
+        p->alias_at = now + PLACE_ALIAS_RECHECK;
+        point_alias(p, p->ctl_addr);
+    }
     leader = agree_is_leader(p->agree);
     term = agree_term(p->agree);
     if (leader && !p->placing && !p->handover.active &&

@@ -34,6 +34,10 @@ struct peerd;
 #define PLACE_JOB_ID_GAP 10000
 /* A slurmctld that failed this many times in a row is handed over. */
 #define PLACE_MAX_FAILURES 3
+/* Seconds between checks that the hosts file still names the controller
+ * (and the storage host: node/storage.c).
+ */
+#define PLACE_ALIAS_RECHECK 5.0
 
 /* Read the committed placement (after start and after every change). */
 void place_load(struct peerd *p);

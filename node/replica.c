@@ -1,22 +1,18 @@
 /* replica.c - MariaDB replication of the accounting database (multi tier)
  *
- * Three kinds of code live here: pure functions (checking a primary's
+ * Two kinds of code live here: pure functions (checking a primary's
  * address, parsing SHOW SLAVE STATUS and the tail of a dump, deciding
- * what a replica should do), the steps that set replication up or tear
- * it down, and a small runner for the two commands acct_sql cannot run:
- * mariadb-dump, whose output goes to a file, and the mariadb client with
- * column names (SHOW SLAVE STATUS is read by name, never by position) or
- * with a file on its stdin (the load).
+ * what a replica should do), and the steps that set replication up,
+ * start it or tear it down.  SQL goes through acct_sql; the commands
+ * acct_sql cannot run go through node/child.c: mariadb-dump, whose
+ * output goes to a file, and the mariadb client with column names
+ * (SHOW SLAVE STATUS is read by name, never by position) or with a file
+ * on its stdin (the load).
  *
  * A step's success is read from what the server printed: acct_sql's
  * marker, a marker column in the status, a marker row at the end of the
  * load, "-- Dump completed" at the end of the dump.  Exit statuses are
  * used when we get them; peerd's main loop may reap our children first.
- *
- * The runner's child makes only async-signal-safe calls between fork()
- * and execve(), because peerd has threads; it runs in its own process
- * group, dies with the thread that started it (PR_SET_PDEATHSIG) and is
- * killed with its group at its deadline.
  */
 #include "config.h"
 
@@ -24,15 +20,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +32,6 @@
 
 #include "node/child.h"
 #include "node/replica.h"
-#include "node/supervise.h"
 
 #define CHILD_PATH                                                             \
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -272,7 +263,8 @@ int replica_parse_dump_tail(const char *tail, char *gtid, size_t cap,
         return errprintf(err, "the dump holds no GTID position "
                               "(--master-data=2 --gtid)");
     q = at + sizeof(set) - 1;
-    if (!(end = strchr(q, '\'')) || !gtid_ok(q, end - q))
+    if (!(end = strchr(q, '\'')) || !gtid_ok(q, end - q) ||
+        strncmp(end, "';\n", 3) != 0)
         return errprintf(err, "the dump's GTID position is malformed");
     if ((size_t)(end - q) >= cap)
         return errprintf(err, "the dump's GTID position is too long");
@@ -584,13 +576,15 @@ out:
 static int wait_running(const struct acct_layout *l, double end, err_t *err)
 {
     struct replica_status st;
+    bool seen = false;
 
     for (;;) {
-        double left = time_left(end, "replication ran", err);
-        if (left < 0)
-            return -1;
+        double left = end - mono_now();
+        if (left <= 0.05)
+            break;
         if (replica_status(l, left, &st, err) < 0)
             return -1;
+        seen = true;
         if (st.io_running && st.sql_running)
             return 0;
         if (!st.sql_running && st.sql_errno)
@@ -600,12 +594,14 @@ static int wait_running(const struct acct_layout *l, double end, err_t *err)
             return errprintf(err, "replication: the receiver stopped: %d %s",
                              st.io_errno, st.io_error);
         if (mono_now() + POLL_EVERY >= end)
-            return errprintf(err,
-                             "replication: not running yet (receiver %s%s%s)",
-                             st.io_connecting ? "connecting" : "stopped",
-                             st.io_errno ? ": " : "", st.io_error);
+            break;
         pause_for(POLL_EVERY);
     }
+    if (!seen)
+        return errprintf(err, "replication: out of time before it ran");
+    return errprintf(err, "replication: not running yet (receiver %s%s%s)",
+                     st.io_connecting ? "connecting" : "stopped",
+                     st.io_errno ? ": " : "", st.io_error);
 }
 
 int replica_follow(const struct acct_layout *l, const char *primary_addr,
@@ -613,7 +609,7 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
                    err_t *err)
 {
     char path[PATH_MAX], gtid[REPLICA_GTID_MAX], sql[2048];
-    double end = mono_now() + timeout, left;
+    double end = mono_now() + timeout, left, started;
     struct child *c = NULL;
     err_t e = {{0}};
     int fd = -1, rc = -1;
@@ -624,14 +620,6 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
         return -1;
     if (!(c = calloc(1, sizeof(*c))))
         return errprintf_errno(err, "replication");
-    /* Nothing from before survives: no replication, and no writes from
-     * slurmdbd's user while the copy is rebuilt.
-     */
-    if (sql_step(l,
-                 "STOP SLAVE;\nRESET SLAVE ALL;\n"
-                 "SET GLOBAL read_only=1;\n",
-                 end, "stopping replication", NULL, 0, err) < 0)
-        goto out;
 
     /* The load file: a prologue, the dump, a marker.  Loaded without
      * binary logging (it is the primary's data, not this server's
@@ -662,6 +650,15 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
     }
     close(fd);
     fd = -1;
+    /* Only now, with the copy in hand, is this server touched (a primary
+     * out of reach leaves a replica as it was): nothing from before
+     * survives, and slurmdbd's user cannot write while it is rebuilt.
+     */
+    if (sql_step(l,
+                 "STOP SLAVE;\nRESET SLAVE ALL;\n"
+                 "SET GLOBAL read_only=1;\n",
+                 end, "stopping replication", NULL, 0, err) < 0)
+        goto out;
     if (load_dump(l, c, path, end, err) < 0)
         goto out;
 
@@ -697,10 +694,14 @@ int replica_follow(const struct acct_layout *l, const char *primary_addr,
              gtid, primary_addr, primary_port, password, REPLICA_CONNECT_RETRY);
     if (sql_step(l, sql, end, "starting replication", NULL, 0, err) < 0)
         goto out;
+    started = mono_now();
     if (wait_running(l, end, err) < 0)
         goto out;
-    note(l, "--- replica: following %s:%d from GTID '%s'", primary_addr,
-         primary_port, gtid);
+    note(l,
+         "--- replica: following %s:%d from GTID '%s' (%.2f s in all, "
+         "%.2f s of it for the threads to run)",
+         primary_addr, primary_port, gtid, mono_now() - (end - timeout),
+         mono_now() - started);
     rc = 0;
 out:
     if (fd >= 0)

@@ -87,9 +87,9 @@ enum replica_action {
 
 /* What replica_promote did. */
 struct replica_promotion {
-    bool was_replica;  /* false: it was a primary already (idempotent) */
-    bool caught_up;    /* all that had been received was applied */
-    double waited;     /* seconds spent waiting for the SQL thread */
+    bool was_replica; /* false: it was a primary already (idempotent) */
+    bool caught_up;   /* all that had been received was applied */
+    double waited;    /* seconds spent waiting for the SQL thread */
     char gtid[REPLICA_GTID_MAX]; /* @@gtid_slave_pos when it stopped */
     char sql_error[256];         /* why the SQL thread had stopped, or "" */
 };
@@ -114,20 +114,22 @@ int replica_primary_setup(const struct acct_layout *l, const char *password,
                           double timeout, err_t *err);
 
 /* Make this host's running MariaDB a replica of the primary at
- * primary_addr:primary_port, whatever it held before: stop and forget any
- * replication, read_only=1, dump slurm_acct_db from the primary
- * (mariadb-dump over TCP as REPLICA_USER: one consistent snapshot and its
- * GTID position, stored procedures included) into DATA/REPLICA_LOAD_FILE,
- * load it in place of the local slurm_acct_db (not binary-logged), make
- * the accounting users (acct_bootstrap_db) and the replication account
- * here too, empty the local binary log (RESET MASTER), set
- * gtid_slave_pos to the dump's position, CHANGE MASTER ...
- * MASTER_USE_GTID=slave_pos, START SLAVE, and wait until both threads
- * run.  The dump file is removed in every case.  slurmdbd must not run on
- * this host (DROP DATABASE would wait for its locks).  Bounded by timeout
- * seconds in all.  Returns 0 when replication runs, -1 with err
- * otherwise (the step that failed; the local database may then be
- * missing or partial, and read_only stays 1: call it again).
+ * primary_addr:primary_port, whatever it held before: dump slurm_acct_db
+ * from the primary (mariadb-dump over TCP as REPLICA_USER: one
+ * consistent snapshot and its GTID position, stored procedures included)
+ * into DATA/REPLICA_LOAD_FILE; only then stop and forget any replication
+ * here, set read_only=1, load the dump in place of the local
+ * slurm_acct_db (not binary-logged), make the accounting users
+ * (acct_bootstrap_db) and the replication account here too, empty the
+ * local binary log (RESET MASTER), set gtid_slave_pos to the dump's
+ * position, CHANGE MASTER ... MASTER_USE_GTID=slave_pos, START SLAVE, and
+ * wait until both threads run.  The dump file is removed in every case.
+ * slurmdbd must not run on this host (DROP DATABASE would wait for its
+ * locks).  Bounded by timeout seconds in all.  Returns 0 when replication
+ * runs, -1 with err otherwise: the step that failed.  A failed dump
+ * (primary out of reach, wrong password) leaves this server as it was; a
+ * later failure may leave the local database missing or partial, with
+ * read_only=1: call it again.
  */
 int replica_follow(const struct acct_layout *l, const char *primary_addr,
                    int primary_port, const char *password, double timeout,

@@ -20,6 +20,7 @@
 #include "node/hostsfile.h"
 #include "node/log.h"
 #include "node/peerd.h"
+#include "node/place.h"
 #include "node/replica.h"
 #include "node/storage.h"
 #include "store/members.h"
@@ -114,6 +115,10 @@ struct storage {
     char password_error[200];
     bool restart_ctl;     /* restart slurmctld once it may start */
     char dbd_ok_addr[64]; /* where slurmdbd last answered */
+    bool ctl_gave_up;     /* slurmctld started without slurmdbd */
+    double unhomed_since; /* the cluster listed without a control host */
+    double rehomed_at;    /* slurmctld last restarted for that */
+    double alias_at;      /* next check of SLURM_DBD_ALIAS */
     bool settled;         /* caught up with the cluster since start */
     double leader_since;  /* a leader known since (before settled) */
     double nudge_seen_at; /* the check nudge_ctl last looked at */
@@ -878,6 +883,7 @@ static bool ctl_wait(struct storage *s, double now, const char *why)
 {
     if (s->ctl_waiting == 0) {
         s->ctl_waiting = now;
+        s->ctl_gave_up = false;
         log_info("slurmctld waits for slurmdbd to list cluster %s: %s",
                  s->cluster_name, why);
     }
@@ -888,14 +894,26 @@ bool storage_ctl_may_start(struct peerd *p, double now)
 {
     struct storage *s = p->storage;
 
-    if (!s || !s->accounting || cluster_registered(s) || has_tres_state(p)) {
+    if (!s || !s->accounting || cluster_registered(s)) {
         if (s)
             s->ctl_waiting = 0;
         return true;
     }
-    return ctl_wait(s, now,
-                    "it has no accounting state yet and would not start "
-                    "without it");
+    if (s->ctl_waiting == 0)
+        ctl_wait(s, now,
+                 has_tres_state(p) ? "so that it registers its address"
+                                   : "it has no accounting state yet and "
+                                     "would not start without it");
+    /* with saved state it can do without: not for ever */
+    if (has_tres_state(p) && now - s->ctl_waiting >= STORAGE_CTL_WAIT) {
+        if (!s->ctl_gave_up)
+            log_warnx("slurmdbd does not answer after %.0f s: slurmctld "
+                      "starts without it (it keeps its records for it)",
+                      STORAGE_CTL_WAIT);
+        s->ctl_gave_up = true;
+        return true;
+    }
+    return false;
 }
 
 /* After a tier switch: restart a running slurmctld once it may start
@@ -923,6 +941,34 @@ static void restart_ctl(struct peerd *p, struct storage *s, double now)
                                      : "accounting switched off");
 }
 
+/* slurmdbd lists the cluster without a control host ("no remote
+ * port"): slurmctld registered while slurmdbd was away and does not do
+ * it again by itself.  Restarted, it registers at start.
+ */
+static void rehome_ctl(struct peerd *p, struct storage *s, double now)
+{
+    bool unhomed;
+
+    pthread_mutex_lock(&s->mu);
+    unhomed = s->seen.registered && s->seen.cluster.control_port == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!unhomed || !p->controller || s->restart_ctl ||
+        supervisor_pid(p->sv, p->svc_slurmctld) <= 0) {
+        s->unhomed_since = 0;
+        return;
+    }
+    if (s->unhomed_since == 0)
+        s->unhomed_since = now;
+    if (now - s->unhomed_since >= STORAGE_UNHOMED_AFTER &&
+        (s->rehomed_at == 0 || now - s->rehomed_at >= STORAGE_REHOME_SPACING)) {
+        s->rehomed_at = now;
+        s->unhomed_since = 0;
+        supervisor_restart(p->sv, p->svc_slurmctld,
+                           "slurmdbd lists the cluster without its "
+                           "controller: register again");
+    }
+}
+
 /* slurmdbd answers again, on another host than before (storage moved):
  * slurmctld found the old one gone and retries only every so often
  * (10-20 s were seen; `scontrol reconfigure` does not hurry it), so it
@@ -947,6 +993,7 @@ static void nudge_ctl(struct peerd *p, struct storage *s)
         supervisor_restart(p->sv, p->svc_slurmctld,
                            "slurmdbd moved: connect to it now");
     snprintf(s->dbd_ok_addr, sizeof(s->dbd_ok_addr), "%s", s->storage_addr);
+    rehome_ctl(p, s, at);
 }
 
 /* ---- every round ------------------------------------------------------- */
@@ -1023,6 +1070,10 @@ void storage_tick(struct peerd *p, double now)
     if (!s || !p->sv)
         return;
     leader_tick(p, s, now);
+    if (now >= s->alias_at) {
+        s->alias_at = now + PLACE_ALIAS_RECHECK;
+        point_alias(p, s);
+    }
     role = p->stopping ? ROLE_NONE : my_role(p, s, now);
     pthread_mutex_lock(&s->mu);
     if (s->want.role != role) {

@@ -57,18 +57,26 @@ void storage_applied(struct peerd *p, const struct fsm_effects *fx);
 /* Every loop round: leader proposals, services, health results. */
 void storage_tick(struct peerd *p, double now);
 
-/* May slurmctld start here now?  With accounting on, a slurmctld that
- * has no saved accounting state (STORAGE_TRES_STATE in its state dir: a
- * new cluster) exits at start unless slurmdbd answers ("we have no TRES
- * from it"), and one that registers before the cluster is in the
- * database leaves the cluster without a control host ("no remote
- * port"); so it waits until slurmdbd lists the cluster.  With saved
- * state it starts at once (it queues its records for slurmdbd).  After
- * a switch from micro, the running slurmctld is restarted (to load the
- * accounting plugin) only once slurmdbd lists the cluster: until then it
- * keeps scheduling without accounting.  Logs the wait once.
+/* May slurmctld start here now?  With accounting on, slurmctld waits
+ * until slurmdbd lists the cluster: a slurmctld with no saved accounting
+ * state (STORAGE_TRES_STATE in its state dir: a new cluster) exits at
+ * start without slurmdbd ("we have no TRES from it"), and one that
+ * registers while slurmdbd is away leaves the cluster without a control
+ * host ("no remote port").  With saved state it waits at most
+ * STORAGE_CTL_WAIT seconds, then starts anyway (it keeps its records for
+ * slurmdbd).  After a switch from micro the running slurmctld is
+ * restarted (to load the accounting plugin) only once slurmdbd lists the
+ * cluster: until then it keeps scheduling without accounting.  Logs the
+ * wait once.
  */
 #define STORAGE_TRES_STATE "assoc_mgr_state"
+/* With saved state, slurmctld waits at most this long for slurmdbd. */
+#define STORAGE_CTL_WAIT 30.0
+/* The cluster listed with no control host this long: restart slurmctld
+ * (at most every STORAGE_REHOME_SPACING seconds).
+ */
+#define STORAGE_UNHOMED_AFTER 10.0
+#define STORAGE_REHOME_SPACING 120.0
 bool storage_ctl_may_start(struct peerd *p, double now);
 
 /* The "accounting" object of the status document (doc/json.md). */

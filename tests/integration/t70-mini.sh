@@ -73,6 +73,24 @@ t_is "sacctmgr: every person of the host has an association to it (${want:-none 
     "$want"
 t_ok "h1 is healthy with accounting" it_healthy 1
 
+# ---- h1 restarted: accounting comes back registered with its controller --
+th_kill 1 TERM
+t_ok "h1: peerd stops (SIGTERM)" th_wait_gone "$(th_peerd_pid 1)" 60
+th_peerd_start 1 >/dev/null
+t_ok "h1: restarted peer healthy again" it_wait_healthy 1 90
+it_homed() {
+    it_json_is 1 '"\(.accounting.cluster.control_host):\(.accounting.cluster.control_port)"' \
+        "$(th_addr 1):6817"
+}
+t_ok "h1: the cluster is listed with its control host and port again" \
+    th_wait_for 60 it_homed
+again=$(th_run 1 sbatch --parsable -o /dev/null --wrap 'exit 5')
+t_ok "h1: a job after the restart finishes" it_wait_job 1 "$again" 60
+t_ok "h1: ... and is in sacct as FAILED 5:0" \
+    th_wait_for 60 it_sacct_is 1 "$again" "FAILED|5:0"
+t_is "h1: the jobs from before the restart are still in sacct" \
+    "$(it_sacct 1 "$ok")" "COMPLETED|0:0"
+
 # ---- micro switched to mini (h2, a cluster of its own) --------------------
 th_peerd_start 2 --bootstrap --cluster-name micro2 >/dev/null
 t_ok "h2: micro cluster healthy" it_wait_healthy 2 60

@@ -14,7 +14,8 @@
 # every daemon is started here and stopped by pid; the dir is removed at
 # the end (KEEP=1 keeps it).
 #
-#   tests/manual/replica-experiment.sh [BUILD_DIR]    (default _build/werror)
+#   [ROWS=1000] tests/manual/replica-experiment.sh [BUILD_DIR]
+#                                            (default _build/werror)
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +25,7 @@ A_ADDR=127.0.0.1 A_PORT=3307
 B_ADDR=127.0.0.2 B_PORT=3308
 DBD_PORT=16819
 CLUSTER=replexp
+ROWS=${ROWS:-1000} # rows in the test table at the start (a size knob)
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -283,11 +285,13 @@ start_dbd() { # start_dbd a|b STORAGE_PORT
     env "$env" slurmdbd -D >> "$T/$1/log/slurmdbd.log" 2>&1 &
     PID[dbd_$1]=$!
 }
-wait_sacctmgr() { # until slurmdbd answers
-    for _ in $(seq 300); do
-        sacctmgr -n -P show cluster > /dev/null 2>&1 && return 0
+wait_sacctmgr() { # wait_sacctmgr a|b: until slurmdbd answers (60 s)
+    local end=$((SECONDS + 60))
+    while [ $SECONDS -lt $end ]; do
+        timeout 5 sacctmgr -n -P show cluster > /dev/null 2>&1 && return 0
         sleep 0.1
     done
+    tail -5 "$T/$1/log/slurmdbd.log" | sed 's/^/    slurmdbd.log: /' >&2
     die "slurmdbd does not answer"
 }
 counts() { # counts a|b: tables, routines, test rows
@@ -315,13 +319,18 @@ sqlv a "SHOW GRANTS FOR 'peerd_repl'@'%';" | sed 's/IDENTIFIED BY PASSWORD .*//;
 if [ $SLURM = 1 ]; then
     # munged and slurmdbd on A: the real schema, a cluster, an account
     mkdir -m 700 "$T/munge"
+    mkdir -m 755 "$T/run" # munged wants its socket's dir open to all
     dd if=/dev/urandom of="$T/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$T/munge/munge.key"
-    MUNGE_SOCK=$T/munge/munge.sock
+    MUNGE_SOCK=$T/run/munge.sock
     munged --foreground --socket="$MUNGE_SOCK" --key-file="$T/munge/munge.key" \
         --pid-file="$T/munge/munged.pid" --seed-file="$T/munge/seed" \
         --log-file=/dev/null > "$T/munged.log" 2>&1 &
     PID[munged]=$!
+    for _ in $(seq 50); do
+        munge -S "$MUNGE_SOCK" -n 2> /dev/null | unmunge -S "$MUNGE_SOCK" > /dev/null 2>&1 && break
+        sleep 0.1
+    done
     export SLURM_CONF=$T/slurm.conf
     cat > "$SLURM_CONF" << EOF
 ClusterName=$CLUSTER
@@ -337,25 +346,22 @@ PartitionName=main Nodes=ALL Default=YES
 EOF
     t=$(now)
     start_dbd a $A_PORT
-    wait_sacctmgr
+    wait_sacctmgr a
     sacctmgr -i add cluster $CLUSTER > /dev/null || true
     sacctmgr -i add account physics cluster=$CLUSTER > /dev/null
     log "A: slurmdbd up, cluster $CLUSTER and account physics added ($(since "$t") s)"
 fi
-sqlv a "CREATE TABLE slurm_acct_db.peerd_test (id INT AUTO_INCREMENT PRIMARY KEY,
-    v VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6));
+out=$(sqlv a "CREATE TABLE slurm_acct_db.peerd_test (id INT AUTO_INCREMENT PRIMARY KEY,
+    v VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6), KEY (v));
     INSERT INTO slurm_acct_db.peerd_test (v) SELECT CONCAT('seed-', seq)
-    FROM seq_1_to_1000;" > /dev/null || die "test table on A"
+    FROM slurm_acct_db.seq_1_to_$ROWS;") || die "test table on A: $out"
 log "A: tables, routines, test rows: $(counts a)"
-size=$(sqlv a "SELECT ROUND(SUM(data_length + index_length) / 1024) FROM
-    information_schema.tables WHERE table_schema='slurm_acct_db';")
-log "A: slurm_acct_db holds ${size} KiB (InnoDB data + indexes)"
-
 # ---- B follows A -------------------------------------------------------------
 out=$(b follow $A_ADDR $A_PORT "$PW") || die "B follows A: $out"
 T_FOLLOW1=$(echo "$out" | timing follow)
 log "B follows A: replica_follow $T_FOLLOW1 s (dump + load + start)"
 grep -- '--- replica' "$T/b/log/acct.log" | sed 's/^/    acct.log: /' >&2
+size=$(awk '/mariadb-dump from/ { print $6 }' "$T/b/log/acct.log" | head -1)
 b status | sed 's/^/    B: /' >&2
 [ "$(counts b)" = "$(counts a)" ] || die "B has $(counts b), A has $(counts a)"
 log "B: tables, routines, test rows: $(counts b) (same as A)"
@@ -392,7 +398,7 @@ sqlv a "UPDATE slurm_acct_db.peerd_test SET v='updated' WHERE id=1;" > /dev/null
 sleep 1.5
 st=$(b status)
 log "B while its applier waits on a lock:"
-echo "$st" | sed 's/^/    B: /' >&2
+printf '%s\n' "$st" | sed 's/^/    B: /' >&2
 behind=$(echo "$st" | head -1 | field behind)
 [ "$behind" -ge 1 ] || die "no lag reported (behind=$behind)"
 echo "$st" | head -1 | grep -q 'applied=0' || die "relayed transaction reported as applied"
@@ -430,7 +436,7 @@ log "B: the relayed update is there, 'lost' is not; slurm@127.0.0.1 writes on B"
 if [ $SLURM = 1 ]; then
     t=$(now)
     start_dbd b $B_PORT
-    wait_sacctmgr
+    wait_sacctmgr b
     sacctmgr -i add account chemistry cluster=$CLUSTER > /dev/null
     log "B: slurmdbd up on the promoted replica ($(since "$t") s); sacctmgr show account:"
     sacctmgr -n -P show account format=account | sed 's/^/    /' >&2
@@ -499,10 +505,13 @@ echo "$out" | grep -q "Access denied" || die "a wrong password was not reported"
 t=$(now)
 out=$(FOLLOW_TIMEOUT=20 a follow $B_ADDR 3309 "$PW" || true)
 log "follow a port nobody listens on ($(since "$t") s): $(echo "$out" | grep ERROR)"
+[ "$(a action $B_ADDR $B_PORT)" = following ] ||
+    die "a failed follow broke A's working replication"
+log "after the failed follows A still follows B (nothing is touched before the dump is in hand)"
 out=$(a follow $B_ADDR $B_PORT "$PW") || die "A follows B again: $out"
-log "A follows B again after the failures: $(echo "$out" | timing follow) s"
+log "A follows B again: $(echo "$out" | timing follow) s"
 
-log "FIGURES follow (dump+load+start, $(counts a | awk '{ print $1 " tables, " $3 " test rows" }'), ${size} KiB):" \
+log "FIGURES follow (dump+load+start, $(counts a | awk '{ print $1 " tables, " $3 " test rows" }'), dump of $size bytes):" \
     "$T_FOLLOW1 s (B from A), $T_FOLLOW2 s (A from B); promote $T_PROMOTE s" \
     "(incl. the wait on the lock); row delay ${lags[*]} s"
 grep -iE '\[(warning|error)\]' "$T"/{a,b}/log/mariadb.log | sed 's/^[^:]*log\/mariadb.log://; s/^[0-9: -]*//' |
