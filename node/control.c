@@ -291,7 +291,7 @@ static json_t *cmd_config(struct peerd *p, const json_t *args,
         return ctl_reply_error("config: the value must be a string");
     if (!fsm_config_key_ok(key))
         return ctl_reply_error("config: '%s' cannot be set (voters, "
-                               "description, or slurm.<Parameter>)",
+                               "description, tier, or slurm.<Parameter>)",
                                key);
     char why[96];
     if (!fsm_config_value_ok(key, json_string_value(val), why, sizeof(why)))

@@ -79,7 +79,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: peerd [--bootstrap [--cluster-name NAME] [--tier micro]\n"
+        "usage: peerd [--bootstrap [--cluster-name NAME] [--tier TIER]\n"
         "              [--munge-key FILE]]\n"
         "             [--join HOST[:PORT] --token TOKEN]\n"
         "             [--data-dir DIR] [--listen ADDR[:PORT]] "

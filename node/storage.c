@@ -66,6 +66,7 @@ struct seen {
     char db_logged[200];    /* its log's last [ERROR] line, while down */
     pid_t bootstrapped_pid; /* MariaDB process the database was made in */
     bool primary_ready;     /* promoted and set up: slurmdbd may start */
+    bool reg_failed;        /* error holds a failed registration */
     /* replica (multi) */
     struct replica_status repl;
     double repl_at; /* last status; 0: none */
@@ -256,6 +257,11 @@ static void check_slurmdbd(struct storage *s, const struct want *w)
     if (ok) {
         s->seen.cluster = c;
         s->seen.registered = c.registered;
+        /* registered meanwhile (slurmctld does it too): not an error */
+        if (c.registered && s->seen.reg_failed) {
+            s->seen.reg_failed = false;
+            s->seen.error[0] = '\0';
+        }
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -360,11 +366,15 @@ static void primary_steps(struct storage *s, const struct want *w,
                                   s->layout.setup_log, 30.0, &err) < 0) {
             log_warnx("accounting: %s", err.text);
             set_error(s, err.text);
+            pthread_mutex_lock(&s->mu);
+            s->seen.reg_failed = true;
+            pthread_mutex_unlock(&s->mu);
             return;
         }
         log_info("accounting: cluster %s registered", s->cluster_name);
         pthread_mutex_lock(&s->mu);
         s->seen.registered = true;
+        s->seen.error[0] = '\0';
         pthread_mutex_unlock(&s->mu);
     }
     if (dbd_ok && !s->users_done)

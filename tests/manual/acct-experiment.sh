@@ -6,7 +6,7 @@
 # a job finished while slurmdbd was away reaches the database).
 #
 # Not part of the test suite: it needs root, mariadb-server, slurmdbd,
-# munge, slurmctld and slurmd, and the ports 3306 and 6817-6819 free.
+# munge, slurmctld and slurmd, and the ports 3307 and 6817-6819 free.
 # Everything lives in a temporary dir under /tmp (the data dir is
 # $T/data, never /var/lib/peerd); /etc/slurm and /etc/hosts are not
 # touched.  Daemons are started by this script (munged, slurmctld, slurmd)
@@ -30,7 +30,7 @@ for b in mariadbd mariadb-install-db mariadb slurmdbd slurmctld slurmd \
     sacctmgr sacct munged; do
     PATH=$PATH:/usr/sbin command -v "$b" > /dev/null || die "$b is not installed"
 done
-for port in 3306 6817 6818 6819; do
+for port in 3307 6817 6818 6819; do
     ! ss -Hltn "sport = :$port" | grep -q . || die "port $port is taken"
 done
 [ -f "$BUILD/libnode.a" ] || die "no $BUILD/libnode.a: build first"
