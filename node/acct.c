@@ -462,28 +462,7 @@ int acct_write_slurmdbd_conf(const struct acct_layout *l,
 
 /* ---- command lines ---------------------------------------------------- */
 
-static const char *arg(struct acct_argv *a, int *bad, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static const char *arg(struct acct_argv *a, int *bad, const char *fmt, ...)
-{
-    size_t room = sizeof(a->buf) - a->used;
-    char *at = a->buf + a->used;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(at, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room) {
-        *bad = 1;
-        return "";
-    }
-    a->used += n + 1;
-    return at;
-}
-
-static int set_argv(struct acct_argv *a, const char *const *v, int bad,
+static int set_argv(struct svc_argv *a, const char *const *v, int bad,
                     err_t *err)
 {
     int n = 0;
@@ -491,7 +470,7 @@ static int set_argv(struct acct_argv *a, const char *const *v, int bad,
     if (bad)
         return errprintf(err, "command line too long");
     for (; v[n]; n++) {
-        if (n == ACCT_ARGV_MAX)
+        if (n == SVC_ARGV_MAX)
             return errprintf(err, "too many arguments");
         a->argv[n] = v[n];
     }
@@ -530,7 +509,7 @@ static int check_binds(const char *s, err_t *err)
     return 0;
 }
 
-int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
+int acct_mariadb_argv(struct svc_argv *a, const struct acct_layout *l,
                       const char *bin, const char *bind_addrs, int port,
                       unsigned server_id, err_t *err)
 {
@@ -542,13 +521,13 @@ int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
     if (port < 1 || port > 65535)
         return errprintf(err, "MariaDB: port %d out of range", port);
     const char *v[] = {
-        arg(a, &bad, "%s", bin ? bin : "mariadbd"),
+        svc_arg(a, &bad, "%s", bin ? bin : "mariadbd"),
         "--no-defaults", /* must come first; /etc/mysql does not apply */
-        arg(a, &bad, "--datadir=%s", l->db_dir),
-        arg(a, &bad, "--socket=%s", l->db_socket),
-        arg(a, &bad, "--pid-file=%s", l->db_pid),
-        arg(a, &bad, "--bind-address=%s", bind_addrs),
-        arg(a, &bad, "--port=%d", port),
+        svc_arg(a, &bad, "--datadir=%s", l->db_dir),
+        svc_arg(a, &bad, "--socket=%s", l->db_socket),
+        svc_arg(a, &bad, "--pid-file=%s", l->db_pid),
+        svc_arg(a, &bad, "--bind-address=%s", bind_addrs),
+        svc_arg(a, &bad, "--port=%d", port),
         "--skip-name-resolve",
         /* no --log-error: errors go to stderr, into the service's log */
         "--innodb-buffer-pool-size=" ACCT_INNODB_BUFFER_POOL,
@@ -559,7 +538,7 @@ int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
          * replica can serve the next one.  peerd starts replication
          * itself (never a stale primary from a previous life).
          */
-        arg(a, &bad, "--server-id=%u", server_id ? server_id : 1u),
+        svc_arg(a, &bad, "--server-id=%u", server_id ? server_id : 1u),
         "--log-bin=binlog",
         "--log-slave-updates",
         "--binlog-format=ROW",
@@ -571,7 +550,7 @@ int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
     return set_argv(a, v, bad, err);
 }
 
-int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
+int acct_slurmdbd_argv(struct svc_argv *a, const struct acct_layout *l,
                        const char *bin, err_t *err)
 {
     char path[PATH_MAX];
@@ -587,8 +566,8 @@ int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
         snprintf(path, sizeof(path), "%s", bin);
     const char *v[] = {
         "/usr/bin/env",
-        arg(a, &bad, "%s", l->dbd_conf_env),
-        arg(a, &bad, "%s", path),
+        svc_arg(a, &bad, "%s", l->dbd_conf_env),
+        svc_arg(a, &bad, "%s", path),
         "-D",
         NULL,
     };
@@ -599,7 +578,7 @@ int acct_add_services(supervisor_t *sv, const struct acct_layout *l,
                       const struct acct_binaries *bin, const char *bind_addrs,
                       unsigned server_id, int depends_on, err_t *err)
 {
-    struct acct_argv *db = malloc(sizeof(*db)), *dbd = malloc(sizeof(*dbd));
+    struct svc_argv *db = malloc(sizeof(*db)), *dbd = malloc(sizeof(*dbd));
     int rc = -1, m;
 
     if (!db || !dbd) {

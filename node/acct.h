@@ -92,16 +92,6 @@ struct acct_binaries {
     const char *mariadbd, *slurmdbd; /* name or path; NULL: the default */
 };
 
-/* An argv for the supervisor.  argv points into the struct itself: use
- * it where it is, do not copy the struct.
- */
-#define ACCT_ARGV_MAX 24
-struct acct_argv {
-    const char *argv[ACCT_ARGV_MAX + 1];
-    char buf[4 * PATH_MAX];
-    size_t used;
-};
-
 /* What sacctmgr says about a cluster. */
 struct acct_cluster {
     bool registered;       /* listed by sacctmgr show cluster */
@@ -157,7 +147,7 @@ void acct_password_generate(char out[ACCT_PASSWORD_LEN + 1]);
  * bin NULL: "mariadbd".  Returns 0 or -1 with err (bad address list,
  * too long).
  */
-int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
+int acct_mariadb_argv(struct svc_argv *a, const struct acct_layout *l,
                       const char *bin, const char *bind_addrs, int port,
                       unsigned server_id, err_t *err);
 
@@ -165,7 +155,7 @@ int acct_mariadb_argv(struct acct_argv *a, const struct acct_layout *l,
  * "slurmdbd", looked up in PATH, /usr/sbin and /usr/bin now, because env
  * would not look in sbin when peerd's PATH lacks it.  Returns 0 or -1.
  */
-int acct_slurmdbd_argv(struct acct_argv *a, const struct acct_layout *l,
+int acct_slurmdbd_argv(struct svc_argv *a, const struct acct_layout *l,
                        const char *bin, err_t *err);
 
 /* Register "mariadb" (run as the mysql user) and "slurmdbd" (root,

@@ -483,28 +483,7 @@ int jupyter_find(const char *lab, const char *notebook, char *out,
                      lab, notebook);
 }
 
-static const char *arg(struct jupyter_argv *a, int *bad, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static const char *arg(struct jupyter_argv *a, int *bad, const char *fmt, ...)
-{
-    size_t room = sizeof(a->buf) - a->used;
-    char *at = a->buf + a->used;
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(at, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room) {
-        *bad = 1;
-        return "";
-    }
-    a->used += n + 1;
-    return at;
-}
-
-int jupyter_argv(struct jupyter_argv *a, const struct jupyter_layout *l,
+int jupyter_argv(struct svc_argv *a, const struct jupyter_layout *l,
                  const char *bin, const struct jupyter_addr *addr,
                  const char *slurm_conf, err_t *err)
 {
@@ -525,20 +504,20 @@ int jupyter_argv(struct jupyter_argv *a, const struct jupyter_layout *l,
     const char *v[] = {
         "/usr/bin/env",
         "-i", /* nothing of peerd's environment: the user's own */
-        arg(a, &bad, "--chdir=%s", l->work), /* the terminals' cwd */
-        arg(a, &bad, "HOME=%s", l->work),
-        arg(a, &bad, "USER=%s", l->user),
-        arg(a, &bad, "LOGNAME=%s", l->user),
-        arg(a, &bad, "SHELL=%s", l->shell),
+        svc_arg(a, &bad, "--chdir=%s", l->work), /* the terminals' cwd */
+        svc_arg(a, &bad, "HOME=%s", l->work),
+        svc_arg(a, &bad, "USER=%s", l->user),
+        svc_arg(a, &bad, "LOGNAME=%s", l->user),
+        svc_arg(a, &bad, "SHELL=%s", l->shell),
         root ? "PATH=" PATH_ROOT : "PATH=" PATH_USER,
         "LANG=C.UTF-8",
-        arg(a, &bad, "JUPYTER_RUNTIME_DIR=%s", l->runtime),
-        slurm_conf ? arg(a, &bad, "SLURM_CONF=%s", slurm_conf) : NULL,
-        arg(a, &bad, "%s", bin),
-        arg(a, &bad, "--config=%s", l->config),
+        svc_arg(a, &bad, "JUPYTER_RUNTIME_DIR=%s", l->runtime),
+        slurm_conf ? svc_arg(a, &bad, "SLURM_CONF=%s", slurm_conf) : NULL,
+        svc_arg(a, &bad, "%s", bin),
+        svc_arg(a, &bad, "--config=%s", l->config),
         "--no-browser",
-        arg(a, &bad, "--ip=%s", addr->host),
-        arg(a, &bad, "--port=%d", addr->port),
+        svc_arg(a, &bad, "--ip=%s", addr->host),
+        svc_arg(a, &bad, "--port=%d", addr->port),
         "--port-retries=0", /* a taken port is an error, not port + 1 */
         root ? "--allow-root" : NULL,
     };
@@ -556,7 +535,7 @@ int jupyter_add_service(supervisor_t *sv, const struct jupyter_layout *l,
                         const char *slurm_conf, bool enabled, int depends_on,
                         err_t *err)
 {
-    struct jupyter_argv *a = malloc(sizeof(*a));
+    struct svc_argv *a = malloc(sizeof(*a));
     enum jupyter_kind kind;
     char path[PATH_MAX];
     int idx = -1;

@@ -81,16 +81,6 @@ struct jupyter_layout {
     bool work_is_home; /* work is the user's own home */
 };
 
-/* An argv for the supervisor.  argv points into the struct itself: use
- * it where it is, do not copy the struct.
- */
-#define JUPYTER_ARGV_MAX 24
-struct jupyter_argv {
-    const char *argv[JUPYTER_ARGV_MAX + 1];
-    char buf[8 * PATH_MAX];
-    size_t used;
-};
-
 /* What GET /api/status said. */
 struct jupyter_status {
     int kernels;     /* running kernels */
@@ -161,7 +151,7 @@ int jupyter_find(const char *lab, const char *notebook, char *out,
  * Returns 0 or -1 with err (a path with '=' would be read by env as a
  * variable; too long).
  */
-int jupyter_argv(struct jupyter_argv *a, const struct jupyter_layout *l,
+int jupyter_argv(struct svc_argv *a, const struct jupyter_layout *l,
                  const char *bin, const struct jupyter_addr *addr,
                  const char *slurm_conf, err_t *err);
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,4 +607,22 @@ json_t *supervisor_json(supervisor_t *sv, double now)
         json_array_append_new(a, o);
     }
     return a;
+}
+
+const char *svc_arg(struct svc_argv *a, int *bad, const char *fmt, ...)
+{
+    size_t room = sizeof(a->buf) - a->used;
+    char *at = a->buf + a->used;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(at, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        *bad = 1;
+        return "";
+    }
+    a->used += n + 1;
+    return at;
 }

@@ -15,6 +15,7 @@
 #ifndef PEERD_SUPERVISE_H
 #define PEERD_SUPERVISE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -42,6 +43,22 @@ struct svc_spec {
     double hang_timeout;  /* seconds unhealthy while running */
     bool disabled;        /* added STOPPED: supervisor_enable() starts it */
 };
+
+/* An argv built in place for svc_spec: argv points into buf.  Use it
+ * where it is; do not copy the struct.
+ */
+#define SVC_ARGV_MAX 24
+struct svc_argv {
+    const char *argv[SVC_ARGV_MAX + 1];
+    char buf[8 * PATH_MAX];
+    size_t used;
+};
+
+/* Format one argument into a->buf and return it; on overflow set *bad
+ * and return "".
+ */
+const char *svc_arg(struct svc_argv *a, int *bad, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Find a binary: a path is taken as it is; a bare name is looked up in
  * PATH, then /usr/sbin and /usr/bin.  0 with out filled, or -1 (errno).

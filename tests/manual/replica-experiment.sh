@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         goto fail;
     t0 = mono();
     if (!strcmp(step, "argv") && argc == 6) { /* ADDRS PORT ID */
-        struct acct_argv a;
+        struct svc_argv a;
         if (acct_mariadb_argv(&a, &l, NULL, argv[3], atoi(argv[4]),
                               (unsigned)atoi(argv[5]), &err) < 0)
             goto fail;

@@ -276,7 +276,7 @@ static bool has_arg(const char *const *argv, const char *want)
 static void test_mariadb_argv(void **state)
 {
     struct acct_layout l = layout("/var/lib/peerd");
-    struct acct_argv a;
+    struct svc_argv a;
     err_t err = {{0}};
 
     assert_int_equal(
@@ -318,7 +318,7 @@ static void test_mariadb_argv_refuses(void **state)
         "1.2.3.4;x",
     };
     struct acct_layout l = layout("/var/lib/peerd");
-    struct acct_argv a;
+    struct svc_argv a;
     err_t err = {{0}};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -335,7 +335,7 @@ static void test_mariadb_argv_refuses(void **state)
 static void test_slurmdbd_argv(void **state)
 {
     struct acct_layout l = layout("/var/lib/peerd");
-    struct acct_argv a;
+    struct svc_argv a;
     err_t err = {{0}};
 
     assert_int_equal(

@@ -582,7 +582,7 @@ static void test_argv_user(void **state)
 {
     struct jupyter_layout l = layout_for(*state, "nobody");
     struct jupyter_addr addr;
-    struct jupyter_argv *a = malloc(sizeof(*a));
+    struct svc_argv *a = malloc(sizeof(*a));
     err_t err = {{0}};
     char want[600];
     int i = 0;
@@ -629,7 +629,7 @@ static void test_argv_root_v6_slurm_conf(void **state)
 {
     struct jupyter_layout l = layout_for(*state, "root");
     struct jupyter_addr addr;
-    struct jupyter_argv *a = malloc(sizeof(*a));
+    struct svc_argv *a = malloc(sizeof(*a));
     err_t err = {{0}};
 
     assert_non_null(a);
@@ -651,7 +651,7 @@ static void test_argv_refuses(void **state)
 {
     struct jupyter_layout l = layout_for(*state, "nobody");
     struct jupyter_addr addr, none = {0};
-    struct jupyter_argv *a = malloc(sizeof(*a));
+    struct svc_argv *a = malloc(sizeof(*a));
     err_t err = {{0}};
 
     assert_non_null(a);
