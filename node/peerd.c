@@ -712,6 +712,7 @@ static bool handle_signals(struct peerd *p, int sfd)
 }
 
 #define STARTING_POLL 0.25 /* seconds */
+#define PEERS_RESYNC 5.0   /* seconds between sync_peers rounds */
 #define MAX_ITEMS (3 + TRANSPORT_MAX_POLL)
 
 /* One round of the loop: wait at most max_wait seconds, serve what is
@@ -751,6 +752,14 @@ static bool loop_once(struct peerd *p, int sfd, double *next_tick,
         }
         if (w < wait)
             wait = w;
+        /* the peers follow the member table; also now and then, so that
+         * a change applied while the transport could not take it is not
+         * missed for good (two followers were seen never to connect)
+         */
+        if (now >= p->peers_at) {
+            p->peers_at = now + PEERS_RESYNC;
+            sync_peers(p);
+        }
         place_tick(p, now);
         storage_tick(p, now);
         login_tick(p, now);

@@ -54,6 +54,7 @@ struct peerd {
     fence_t *fence;
     double fence_until; /* what the fence was told */
     double alias_at;    /* next check of the hosts file's aliases */
+    double peers_at;    /* next sync of the transport's peers */
     struct handover {
         bool active;
         uint64_t to; /* 0: any voter */

@@ -909,6 +909,10 @@ bool storage_ctl_may_start(struct peerd *p, double now)
             s->ctl_waiting = 0;
         return true;
     }
+    /* slurmdbd cannot come up here: no point in waiting for it */
+    if (s->storage_id == p->cluster.node_id &&
+        (s->password_error[0] || !s->services) && has_tres_state(p))
+        return true;
     if (s->ctl_waiting == 0)
         ctl_wait(s, now,
                  has_tres_state(p) ? "so that it registers its address"

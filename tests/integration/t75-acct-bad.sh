@@ -22,10 +22,18 @@ it_degraded() {
     th_peerctl "$1" status >/dev/null 2>&1
     [ $? = 1 ]
 }
-# it_job_runs K: a batch job submitted now completes.
+# it_job_runs K: a batch job submitted now (or as soon as the controller
+# takes it, within 60 s) completes.
+it_submit() {
+    th_run "$1" sbatch --parsable -o /dev/null --wrap 'exit 0' 2>/dev/null
+}
 it_job_runs() {
-    local j
-    j=$(th_run "$1" sbatch --parsable -o /dev/null --wrap 'exit 0') || return 1
+    local j i
+    for (( i = 0; i < 60; i++ )); do
+        j=$(it_submit "$1") && break
+        sleep 1
+    done
+    [ -n "$j" ] || return 1
     it_wait_job "$1" "$j" 60 || return 1
     echo "$j"
 }
