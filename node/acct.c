@@ -46,7 +46,6 @@
 #define CHILD_PATH                                                             \
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define INSTALL_TIMEOUT 120.0 /* mariadb-install-db: 1 s here */
-#define BOOTSTRAP_OK "peerd-bootstrap-ok"
 /* In a datadir that is a mount point: the install has not finished. */
 #define INIT_MARKER ".peerd-initialising"
 #define ACCT_SQL_OK "peerd-sql-ok"
@@ -633,18 +632,16 @@ out:
 int acct_bootstrap_db(const struct acct_layout *l, const char *password,
                       double timeout, err_t *err)
 {
-    char sock[PATH_MAX + 16], sql[2048];
-    struct child r = {0};
+    char sql[2048];
     int rc = -1;
 
     if (!acct_password_ok(password))
         return errprintf(err, "the database password is not 16 to 128 "
                               "lowercase hex digits");
-    snprintf(sock, sizeof(sock), "--socket=%s", l->db_socket);
     /* CREATE ... IF NOT EXISTS and ALTER USER make it idempotent and set
      * the password again if the store's changed.  'localhost' matches the
-     * socket, '127.0.0.1' TCP (names are not resolved).  The client stops
-     * at the first error, so the last line is printed only if all worked.
+     * socket, '127.0.0.1' TCP (names are not resolved).  acct_sql decides
+     * success from a marker selected after the last statement.
      */
     snprintf(
         sql, sizeof(sql),
@@ -656,22 +653,11 @@ int acct_bootstrap_db(const struct acct_layout *l, const char *password,
         "ALTER USER '" ACCT_DB_USER "'@'localhost' IDENTIFIED BY '%s';\n"
         "ALTER USER '" ACCT_DB_USER "'@'127.0.0.1' IDENTIFIED BY '%s';\n"
         "GRANT ALL ON " ACCT_DB_NAME ".* TO '" ACCT_DB_USER "'@'localhost';\n"
-        "GRANT ALL ON " ACCT_DB_NAME ".* TO '" ACCT_DB_USER "'@'127.0.0.1';\n"
-        "SELECT '" BOOTSTRAP_OK "';\n",
+        "GRANT ALL ON " ACCT_DB_NAME ".* TO '" ACCT_DB_USER "'@'127.0.0.1';\n",
         password, password, password, password);
-    const char *argv[] = {
-        "mariadb",     "--no-defaults", "--protocol=socket",   sock,
-        "--user=root", "--batch",       "--skip-column-names", NULL};
-    const char *envp[] = {CHILD_PATH, "LC_ALL=C", NULL};
-    r.argv = argv;
-    r.envp = envp;
-    r.input = sql;
-    r.log_path = l->setup_log;
-    r.timeout = timeout;
-    if (child_run(&r, err) < 0)
-        goto out;
-    if (!child_ok(&r) || !strstr(r.out, BOOTSTRAP_OK)) {
-        child_failed(&r, "creating the accounting database", err);
+    if (acct_sql(l, sql, timeout, NULL, 0, err) < 0) {
+        err_t why = *err;
+        errprintf(err, "creating the accounting database: %s", why.text);
         goto out;
     }
     rc = 0;

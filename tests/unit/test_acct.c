@@ -637,8 +637,8 @@ static void test_bootstrap_db(void **state)
     snprintf(args, sizeof(args), "%s/args", f->dir);
     script(f, "mariadb",
            "echo \"$*\" > '%s'\ncat > '%s'\n"
-           "grep -q \"SELECT 'peerd-bootstrap-ok'\" '%s' && "
-           "echo peerd-bootstrap-ok\n",
+           "grep -q \"SELECT 'peerd-sql-ok'\" '%s' && "
+           "echo peerd-sql-ok\n",
            args, sql, sql);
     if (acct_bootstrap_db(&l, PW, 5, &err) < 0)
         fail_msg("acct_bootstrap_db: %s", err.text);
